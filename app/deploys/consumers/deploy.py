@@ -1,0 +1,124 @@
+"""The deploy socket: replay from a resume position, then live events, with no gap and no duplicate."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+
+from .. import operations
+from ..events import EventError, NewEvent, events_after, record
+from ..models import Deploy
+from ..publisher import deploy_group
+from ..summary import deploy_summary
+from .base import HeraldConsumer
+from .frames import CLOSE_BAD_REQUEST, CLOSE_NOT_FOUND, CLOSE_RESUME_BEYOND_END, Field, FrameError
+
+PAGE = 1000
+
+
+@database_sync_to_async
+def _load_summary(deploy_id: int) -> dict | None:
+    deploy = Deploy.objects.select_related("service", "environment").filter(pk=deploy_id).first()
+    return deploy_summary(deploy) if deploy else None
+
+
+@database_sync_to_async
+def _events_after(deploy_id: int, after: int, until: int | None) -> list[dict]:
+    return [row.as_wire() for row in events_after(deploy_id, after, PAGE, until)]
+
+
+class DeployConsumer(HeraldConsumer):
+    """`/ws/deploys/<id>/?after=<seq>`: everything after `after`, then live (docs/protocol.md).
+
+    The socket joins the deploy's group *before* it reads the replay from the database, so an event
+    stored during the replay is either in the replay or in a queued live message; `last_sent` drops
+    whatever was already sent and fills from the database any gap a lost message left.
+    """
+
+    ACTIONS = {
+        "comment": (Field("text", str, max_length=2000),),
+        "cancel": (),
+        "ping": (),
+    }
+
+    async def start(self):
+        self.deploy_id = int(self.scope["url_route"]["kwargs"]["deploy_id"])
+        raw_after = parse_qs(self.scope.get("query_string", b"").decode()).get("after", ["0"])[-1]
+        if not raw_after.isdigit():
+            await self.refuse(CLOSE_BAD_REQUEST, "bad_request", "'after' must be a whole number ≥ 0")
+            return
+        after = int(raw_after)
+        summary = await _load_summary(self.deploy_id)
+        if summary is None:
+            await self.refuse(CLOSE_NOT_FOUND, "not_found", f"deploy {self.deploy_id} does not exist")
+            return
+        if after > summary["last_seq"]:
+            await self.refuse(
+                CLOSE_RESUME_BEYOND_END,
+                "resume_beyond_end",
+                f"after={after} but deploy {self.deploy_id} has only {summary['last_seq']} events",
+            )
+            return
+        self.group = deploy_group(self.deploy_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.last_sent = after
+        await self.send_json({"type": "hello", "deploy": summary, "after": after})
+        await self.catch_up()
+        await self.send_json({"type": "live", "last_seq": self.last_sent})
+
+    async def disconnect(self, code):
+        """Called when the socket closes: leave the group."""
+        if getattr(self, "group", None):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def catch_up(self, until: int | None = None) -> None:
+        """Send every stored event after last_sent (up to `until`), in pages."""
+        while True:
+            page = await _events_after(self.deploy_id, self.last_sent, until)
+            if not page:
+                return
+            await self.send_json({"type": "events", "events": page})
+            self.last_sent = page[-1]["seq"]
+            if len(page) < PAGE:
+                return
+
+    async def deploy_events(self, message):
+        """A batch was stored (from publisher.publish_batch): send what this socket has not seen."""
+        if message["last"] > self.last_sent:
+            inline = message.get("events")
+            if inline is not None and message["first"] <= self.last_sent + 1:
+                fresh = [e for e in inline if e["seq"] > self.last_sent]
+                await self.send_json({"type": "events", "events": fresh})
+                self.last_sent = fresh[-1]["seq"]
+            else:  # a gap (a message was lost) or a batch too big to inline: read the database
+                await self.catch_up(until=message["last"])
+        if message.get("summary"):
+            await self.send_json({"type": "summary", "deploy": message["summary"]})
+
+    async def on_ping(self, frame_id):
+        # Re-join (cheap, idempotent): after a Redis restart the group membership is gone.
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.catch_up()
+        await self.send_json({"type": "pong", "id": frame_id, "last_seq": self.last_sent})
+
+    async def on_comment(self, frame_id, text):
+        user = self.scope["user"]
+        try:
+            recorded = await database_sync_to_async(record)(
+                self.deploy_id, [NewEvent("comment", {"user": user.get_username(), "text": text})]
+            )
+        except EventError as exc:
+            raise FrameError("invalid_field" if exc.status == 400 else "conflict", exc.message, frame_id) from None
+        await self.send_json({"type": "ack", "id": frame_id, "action": "comment", "seq": recorded.last_seq})
+
+    async def on_cancel(self, frame_id):
+        user = self.scope["user"]
+        allowed = await database_sync_to_async(user.has_perm)("deploys.start_deploy")
+        if not allowed:
+            raise FrameError("forbidden", "only release engineers (permission 'start_deploy') may cancel", frame_id)
+        try:
+            await database_sync_to_async(operations.request_cancel)(self.deploy_id, user.get_username())
+        except EventError as exc:
+            raise FrameError("conflict", exc.message, frame_id) from None
+        await self.send_json({"type": "ack", "id": frame_id, "action": "cancel"})

@@ -1,0 +1,3 @@
+"""Page URLs (the web app owns them)."""
+
+urlpatterns: list = []

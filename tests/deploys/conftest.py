@@ -1,0 +1,116 @@
+"""Fixtures for the payload tests: a real redis-server for the channel layer and the broker, users,
+a logged-in WebSocket client for the real ASGI application."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import channel_layers
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from deploys import redis as herald_redis
+from deploys.management.commands.ensure_admin import ensure_release_engineers
+from deploys.models import Environment, Service, ServiceStep
+from tests.support.servers import RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _use_test_redis(redis_server, settings):
+    """Point the channel layer, the broker and Herald's Redis client at the test server."""
+    settings.REDIS_URL = redis_server.url
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            **settings.CHANNEL_LAYERS["default"],
+            "CONFIG": {**settings.CHANNEL_LAYERS["default"]["CONFIG"], "hosts": [redis_server.url]},
+        }
+    }
+    from herald.celery import app
+
+    app.conf.broker_url = redis_server.url
+    channel_layers.backends = {}
+    herald_redis.reset()
+    herald_redis.client().flushall()
+    yield
+    channel_layers.backends = {}
+    herald_redis.reset()
+
+
+@pytest.fixture
+def engineer(transactional_db):
+    """A release engineer: may start and cancel deploys."""
+    user = get_user_model().objects.create_user("rita", password="pw-rita")
+    user.groups.add(ensure_release_engineers())
+    return user
+
+
+@pytest.fixture
+def watcher(transactional_db):
+    """A logged-in user without the deploy permission."""
+    return get_user_model().objects.create_user("walt", password="pw-walt")
+
+
+@pytest.fixture
+def service(transactional_db):
+    svc = Service.objects.create(slug="billing-api", name="Billing API")
+    ServiceStep.objects.create(service=svc, position=0, name="noop", argv=["true"])
+    Environment.objects.create(slug="production")
+    return svc
+
+
+def session_cookie(user) -> bytes:
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+class Socket:
+    """A WebsocketCommunicator that speaks JSON frames, for the real herald.asgi application."""
+
+    def __init__(self, comm: WebsocketCommunicator):
+        self.comm = comm
+
+    @classmethod
+    async def open(cls, path: str, user=None, origin: bytes = b"http://localhost", expect_accept: bool = True):
+        """Connect as `user` (None: anonymous); returns the Socket, or (accepted, code) if not accepted."""
+        from herald.asgi import application
+
+        headers = [(b"origin", origin), (b"host", b"localhost")]
+        if user is not None:
+            headers.append((b"cookie", await sync_to_async(session_cookie)(user)))
+        comm = WebsocketCommunicator(application, path, headers=headers)
+        accepted, code = await comm.connect(timeout=5)
+        if expect_accept:
+            assert accepted, f"socket {path} refused with {code}"
+            return cls(comm)
+        return accepted, code
+
+    async def expect_close(self, timeout: float = 5) -> int:
+        """Wait for the server to close; returns the close code."""
+        message = await self.comm.receive_output(timeout)
+        assert message["type"] == "websocket.close", message
+        return message.get("code")
+
+    async def send(self, frame) -> None:
+        await self.comm.send_to(text_data=frame if isinstance(frame, str) else json.dumps(frame))
+
+    async def recv(self, timeout: float = 5) -> dict:
+        return json.loads(await self.comm.receive_from(timeout=timeout))
+
+    async def recv_until(self, frame_type: str, timeout: float = 5) -> dict:
+        while True:
+            frame = await self.recv(timeout)
+            if frame["type"] == frame_type:
+                return frame
+
+    async def close(self):
+        await self.comm.disconnect()

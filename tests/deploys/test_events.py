@@ -1,0 +1,117 @@
+"""deploys/events.py: numbering, validation, side effects and the finished-deploy rule."""
+
+import threading
+
+import pytest
+
+from deploys import operations
+from deploys.events import EventError, NewEvent, record
+from deploys.models import Deploy, DeployEvent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _external(service) -> Deploy:
+    return operations.start_deploy(service, "production", "v1", started_by="ci", runner=Deploy.Runner.EXTERNAL)
+
+
+def test_a_new_external_deploy_opens_with_queued_then_running(service):
+    deploy = _external(service)
+    kinds = list(DeployEvent.objects.filter(deploy=deploy).values_list("seq", "data__status"))
+    assert kinds == [(1, "queued"), (2, "running")]
+    assert deploy.status == "running" and deploy.last_seq == 2
+
+
+def test_concurrent_producers_get_gapless_unique_seqs(service):
+    deploy = _external(service)
+    errors = []
+
+    def produce(worker: int):
+        from django.db import connection
+
+        try:
+            for batch in range(15):
+                record(deploy.pk, [NewEvent("log", {"line": f"w{worker} b{batch} l{i}"}) for i in range(7)])
+        except Exception as exc:  # pragma: no cover — reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=produce, args=(w,)) for w in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    seqs = list(DeployEvent.objects.filter(deploy=deploy).order_by("seq").values_list("seq", flat=True))
+    assert seqs == list(range(1, 2 + 6 * 15 * 7 + 1))
+    lines = DeployEvent.objects.filter(deploy=deploy, kind="log").values_list("data__line", flat=True)
+    assert len(set(lines)) == 6 * 15 * 7
+    deploy.refresh_from_db()
+    assert deploy.last_seq == seqs[-1]
+
+
+def test_a_batch_is_all_or_nothing(service):
+    deploy = _external(service)
+    with pytest.raises(EventError) as err:
+        record(deploy.pk, [NewEvent("log", {"line": "fine"}), NewEvent("progress", {"progress": 101})])
+    assert err.value.code == "invalid_field" and "event 1" in err.value.message
+    assert DeployEvent.objects.filter(deploy=deploy).count() == 2
+
+
+def test_finished_deploy_refuses_progress_with_409_but_takes_comments(service):
+    deploy = _external(service)
+    operations.finish(deploy.pk, "succeeded", by="ci")
+    with pytest.raises(EventError) as err:
+        record(deploy.pk, [NewEvent("log", {"line": "late"})])
+    assert err.value.status == 409 and err.value.code == "deploy_finished"
+    recorded = record(deploy.pk, [NewEvent("comment", {"user": "rita", "text": "nice"})])
+    assert recorded.last_seq == 4
+
+
+@pytest.mark.parametrize(
+    ("kind", "data", "code"),
+    [
+        ("nonsense", {}, "invalid_field"),
+        ("log", {}, "missing_field"),
+        ("log", {"line": 3}, "invalid_field"),
+        ("log", {"line": "x", "stream": "stdin"}, "invalid_field"),
+        ("progress", {"progress": True}, "invalid_field"),
+        ("step", {"index": 0, "name": "x", "state": "exploded"}, "invalid_field"),
+        ("comment", {"user": "u", "text": "x" * 2001}, "field_too_long"),
+        ("status", {"status": "done"}, "invalid_field"),
+    ],
+)
+def test_bad_events_are_refused_with_a_code(service, kind, data, code):
+    deploy = _external(service)
+    with pytest.raises(EventError) as err:
+        record(deploy.pk, [NewEvent(kind, data)])
+    assert err.value.code == code
+
+
+def test_status_transitions_are_enforced(service):
+    deploy = _external(service)
+    with pytest.raises(EventError) as err:
+        record(deploy.pk, [NewEvent("status", {"status": "queued"})])
+    assert err.value.code == "bad_transition"
+    operations.finish(deploy.pk, "failed")
+    with pytest.raises(EventError):
+        operations.finish(deploy.pk, "succeeded")
+    assert Deploy.objects.get(pk=deploy.pk).status == "failed"
+
+
+def test_step_events_track_state_duration_and_current_step(service):
+    deploy = _external(service)
+    record(deploy.pk, [NewEvent("step", {"index": 0, "name": "build", "state": "running"})])
+    assert Deploy.objects.get(pk=deploy.pk).current_step == "build"
+    record(deploy.pk, [NewEvent("step", {"index": 0, "name": "build", "state": "succeeded", "duration_ms": 1500})])
+    step = deploy.steps.get()
+    assert (step.state, step.duration_ms) == ("succeeded", 1500)
+
+
+def test_idempotency_key_stores_a_batch_once(service):
+    deploy = _external(service)
+    first = record(deploy.pk, [NewEvent("log", {"line": "a"})], idempotency_key="k1")
+    again = record(deploy.pk, [NewEvent("log", {"line": "a"})], idempotency_key="k1")
+    assert (again.first_seq, again.last_seq, again.duplicate) == (first.first_seq, first.last_seq, True)
+    assert DeployEvent.objects.filter(deploy=deploy, kind="log").count() == 1
