@@ -149,13 +149,17 @@ class Herald:
                                              "started_by": by})
 
     def log(self, deploy_id: int, lines: list[str], step: int | None = None, stream: str = "stdout") -> dict:
-        events = []
-        for line in lines:
-            data = {"line": line, "stream": stream}
-            if step is not None:
-                data["step"] = step
-            events.append({"kind": "log", "data": data})
-        return self.api("POST", f"deploys/{deploy_id}/events/", {"events": events})
+        """Post log lines in batches of at most 1000 events (the API's limit per request)."""
+        answer = {}
+        for start in range(0, len(lines), 1000):
+            events = []
+            for line in lines[start:start + 1000]:
+                data = {"line": line, "stream": stream}
+                if step is not None:
+                    data["step"] = step
+                events.append({"kind": "log", "data": data})
+            answer = self.api("POST", f"deploys/{deploy_id}/events/", {"events": events})
+        return answer
 
     def events(self, deploy_id: int, events: list[dict]) -> dict:
         return self.api("POST", f"deploys/{deploy_id}/events/", {"events": events})

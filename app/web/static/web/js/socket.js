@@ -5,11 +5,11 @@
 // - While the tab is hidden it does not reconnect at all; it reconnects at once when the tab shows again.
 // - A ping every `pingEvery` ms; no frame at all within `deadAfter` ms of a ping means the connection
 //   is half-open (a laptop lid, a dropped NAT entry), so it is closed and reopened.
-// - Close codes 4401/4403/4404 are final: retrying cannot help, so the state becomes "offline".
+// - Close codes 4400/4401/4403/4404/4416 are final: retrying cannot help, so the state becomes "offline".
 //
 // The caller builds the URL each time (the deploy page puts the last seq it has in `after=`).
 
-const FINAL_CODES = new Set([4401, 4403, 4404]);
+const FINAL_CODES = new Set([4400, 4401, 4403, 4404, 4416]);
 
 export class ResilientSocket {
   /**
@@ -82,7 +82,13 @@ export class ResilientSocket {
       ["stable", "ping", "dead"].forEach((t) => this.clear(t));
       if (this.stopped) return;
       if (FINAL_CODES.has(event.code)) {
-        const why = { 4401: "signed out — reload to sign in", 4403: "not allowed", 4404: "no such deploy" };
+        const why = {
+          4400: "the page asked for something the server does not understand — reload",
+          4401: "signed out — reload to sign in",
+          4403: "not allowed",
+          4404: "no such deploy",
+          4416: "the server has fewer events than this page — reload",
+        };
         this.setState("offline", why[event.code]);
         return;
       }
