@@ -320,10 +320,15 @@ export class LogView {
     const last = Math.min(this.view.length, Math.ceil((top + this.scroller.clientHeight) / h) + OVERSCAN);
     const r = this.rendered;
     if (!r.dirty && r.first === first && r.last === last) return;
+    // Rows are rebuilt, so remember which control had keyboard focus and give it back afterwards.
+    const focused = this.rows.contains(document.activeElement) ? document.activeElement : null;
+    const refocus = focused?.dataset.group != null ? `.step-toggle[data-group="${focused.dataset.group}"]`
+      : focused?.dataset.n != null ? `a.ln[data-n="${focused.dataset.n}"]` : null;
     const frag = document.createDocumentFragment();
     for (let row = first; row < last; row++) frag.appendChild(this.buildRow(this.entries[this.view[row]]));
     this.rows.style.transform = `translateY(${first * h}px)`;
     this.rows.replaceChildren(frag);
+    if (refocus) (this.rows.querySelector(refocus) ?? this.scroller).focus({ preventScroll: true });
     Object.assign(r, { first, last, dirty: false });
     this.options.onChange?.();
   }

@@ -29,6 +29,7 @@ export class ResilientSocket {
     this.stopped = false;
     this.timers = {};
     this.nextId = 1;
+    this.openedAt = []; // when each connection attempt started (last 50): makes the backoff visible
     this.onVisibility = () => {
       if (!document.hidden && !this.ws && !this.stopped && this.state !== "offline") this.connect();
     };
@@ -51,6 +52,7 @@ export class ResilientSocket {
     this.clear("retry");
     if (this.stopped || this.ws) return;
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    this.openedAt = [...this.openedAt.slice(-49), Date.now()];
     let ws;
     try {
       ws = new WebSocket(scheme + location.host + this.urlFor());
