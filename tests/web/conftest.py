@@ -58,9 +58,9 @@ def emit(prefix: str, count: int, delay: float, exit_code: int = 0) -> list[str]
 
 
 SERVICES = {
-    # ~3 s in all: the happy path a release engineer watches.
+    # ~5 s in all: the happy path a release engineer watches.
     "quick-api": [("build", emit("build", 10, 0.1)), ("migrate", emit("migrate", 5, 0.1)),
-                  ("rollout", emit("rollout", 10, 0.1))],
+                  ("rollout", emit("rollout", 10, 0.3))],
     # ~16 s of steady output: long enough to restart the server in the middle.
     "steady-api": [("prepare", emit("prepare", 10, 0.05)), ("stream", emit("stream", 250, 0.06))],
     # Long enough to be locked and cancelled.

@@ -130,6 +130,8 @@ function renderSteps() {
   });
   list.replaceChildren(...items);
   $("steps-empty").hidden = items.length > 0;
+  // A pipeline that reports no steps gets the width back for its log.
+  document.querySelector(".deploy-body").classList.toggle("no-steps", items.length === 0);
 }
 
 function renderHeader() {
