@@ -115,3 +115,13 @@ def test_idempotency_key_stores_a_batch_once(service):
     again = record(deploy.pk, [NewEvent("log", {"line": "a"})], idempotency_key="k1")
     assert (again.first_seq, again.last_seq, again.duplicate) == (first.first_seq, first.last_seq, True)
     assert DeployEvent.objects.filter(deploy=deploy, kind="log").count() == 1
+
+
+def test_the_suite_runs_on_the_database_it_was_given():
+    """`make test` hands the suite a PostgreSQL URL; a silent fallback to SQLite would hide lock bugs."""
+    import os
+
+    from django.db import connection
+
+    expected = "postgresql" if os.environ.get("HERALD_TEST_DATABASE_URL") else "sqlite"
+    assert connection.vendor == expected

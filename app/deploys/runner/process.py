@@ -69,6 +69,7 @@ def run_step(
     stop_reason = None
     signals_left = list(ESCALATION)
     next_signal_at = 0.0
+    leader_gone_at = None
     open_pipes = 2
     while open_pipes or proc.poll() is None:
         for key, _ in selector.select(POLL_SECONDS):
@@ -85,13 +86,19 @@ def run_step(
                 stop_reason = "cancelled"
             elif now - started > timeout:
                 stop_reason = "timed_out"
-        if stop_reason and signals_left and now >= next_signal_at and proc.poll() is None:
+        # Signal the whole group, not only the leader: a leader that died on SIGINT can leave children
+        # (still holding our pipes) that only a later signal ends.
+        if stop_reason and signals_left and now >= next_signal_at:
             _signal_group(proc.pid, signals_left.pop(0))
             next_signal_at = now + grace
         if not open_pipes and proc.poll() is None and not stop_reason:
             time.sleep(POLL_SECONDS)  # pipes closed (daemonised child) but the process lives on
-        if stop_reason and not signals_left and now >= next_signal_at and open_pipes:
-            break  # a grandchild kept our pipes open after SIGKILL of the group: give up on them
+        if proc.poll() is not None and open_pipes:
+            leader_gone_at = leader_gone_at or now
+            if stop_reason is None and now - leader_gone_at > grace:
+                break  # the step ended but left a background process holding its output: stop reading
+            if stop_reason and not signals_left and now >= next_signal_at:
+                break  # even SIGKILL of the group left a holder (it changed groups): give up on it
     proc.wait()
     selector.close()
     for pipe in (proc.stdout, proc.stderr):

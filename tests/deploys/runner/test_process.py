@@ -1,5 +1,6 @@
 """deploys/runner/process.py on real subprocesses: lines, exit codes, timeouts, cancel escalation."""
 
+import os
 import signal
 import sys
 import textwrap
@@ -75,8 +76,6 @@ def test_the_whole_process_group_is_stopped(tmp_path):
     assert result.cancelled
     child = int(pidfile.read_text())
     deadline = time.monotonic() + 5
-    import os
-
     while time.monotonic() < deadline:
         try:
             os.kill(child, 0)
@@ -90,3 +89,13 @@ def test_the_whole_process_group_is_stopped(tmp_path):
 def test_a_step_over_its_timeout_is_stopped():
     result = run_step(["sleep", "30"], on_line=lambda *a: None, tick=lambda: False, timeout=0.3, grace=0.5)
     assert result.timed_out and result.returncode == -signal.SIGINT
+
+
+def test_a_finished_step_is_not_held_open_by_a_background_child(tmp_path):
+    """The step's own process exits but leaves a child writing to our pipe: the step still ends."""
+    pidfile = tmp_path / "child.pid"
+    script = f"(sleep 30; echo late) & echo $! > {pidfile}; echo done"
+    lines, on_line = _collect()
+    result = run_step(["bash", "-c", script], on_line=on_line, tick=lambda: False, timeout=60, grace=0.3)
+    assert result.returncode == 0 and result.succeeded and lines == [("stdout", "done")]
+    os.killpg(os.getpgid(int(pidfile.read_text())), signal.SIGKILL)  # clean up our own leftover
