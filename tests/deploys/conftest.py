@@ -103,12 +103,16 @@ class Socket:
     async def send(self, frame) -> None:
         await self.comm.send_to(text_data=frame if isinstance(frame, str) else json.dumps(frame))
 
-    async def recv(self, timeout: float = 5) -> dict:
-        return json.loads(await self.comm.receive_from(timeout=timeout))
+    async def recv(self, timeout: float = 5, watchers: bool = False) -> dict:
+        """The next frame; `watchers` frames (who is watching) are skipped unless asked for."""
+        while True:
+            frame = json.loads(await self.comm.receive_from(timeout=timeout))
+            if watchers or frame["type"] != "watchers":
+                return frame
 
     async def recv_until(self, frame_type: str, timeout: float = 5) -> dict:
         while True:
-            frame = await self.recv(timeout)
+            frame = await self.recv(timeout, watchers=frame_type == "watchers")
             if frame["type"] == frame_type:
                 return frame
 

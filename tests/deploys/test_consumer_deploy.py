@@ -241,3 +241,22 @@ async def test_ping_delivers_stored_events_the_socket_missed(engineer, service, 
     assert [e["seq"] for e in (await sock.recv())["events"]] == [3]
     assert (await sock.recv())["type"] == "pong"
     await sock.close()
+
+
+async def test_watchers_are_announced_on_join_and_leave(engineer, watcher, service):
+    from deploys import redis as herald_redis
+
+    deploy = await external_deploy(service)
+    a = await Socket.open(f"/ws/deploys/{deploy.pk}/", engineer)
+    assert (await a.recv_until("watchers")) == {"type": "watchers", "count": 1, "users": ["rita"]}
+    await sync_to_async(herald_redis.client().delete)(f"herald:watchers:{deploy.pk}:sent")  # skip the 2 s limit
+    b = await Socket.open(f"/ws/deploys/{deploy.pk}/", watcher)
+    assert (await a.recv_until("watchers"))["users"] == ["rita", "walt"]
+    assert (await b.recv_until("watchers"))["count"] == 2
+    await sync_to_async(herald_redis.client().delete)(f"herald:watchers:{deploy.pk}:sent")
+    await b.close()
+    assert (await a.recv_until("watchers"))["users"] == ["rita"]
+    await a.send({"action": "ping"})  # every pong is followed by the current list
+    assert (await a.recv())["type"] == "pong"
+    assert (await a.recv_until("watchers"))["users"] == ["rita"]
+    await a.close()

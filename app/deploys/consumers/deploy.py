@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 
-from .. import operations
+from .. import operations, watchers
 from ..events import EventError, NewEvent, events_after, record
 from ..models import Deploy
 from ..publisher import deploy_group
@@ -66,11 +67,27 @@ class DeployConsumer(HeraldConsumer):
         await self.send_json({"type": "hello", "deploy": summary, "after": after})
         await self.catch_up()
         await self.send_json({"type": "live", "last_seq": self.last_sent})
+        await self.announce(await self._watch(watchers.seen))
 
     async def disconnect(self, code):
-        """Called when the socket closes: leave the group."""
+        """Called when the socket closes: leave the group and the watcher list."""
         if getattr(self, "group", None):
             await self.channel_layer.group_discard(self.group, self.channel_name)
+            await self.announce(await self._watch(watchers.gone), include_self=False)
+
+    async def _watch(self, change) -> dict:
+        return await sync_to_async(change)(self.deploy_id, self.channel_name, self.scope["user"].get_username())
+
+    async def announce(self, frame: dict, include_self: bool = True) -> None:
+        """Tell the group who is watching (rate-limited per deploy); this socket hears it either way."""
+        if await sync_to_async(watchers.may_broadcast)(self.deploy_id):
+            await self.channel_layer.group_send(self.group, {"type": "deploy.watchers", "frame": frame})
+        elif include_self:
+            await self.send_json(frame)
+
+    async def deploy_watchers(self, message):
+        """Someone joined or left (from announce())."""
+        await self.send_json(message["frame"])
 
     async def catch_up(self, until: int | None = None) -> None:
         """Send every stored event after last_sent (up to `until`), in pages."""
@@ -101,6 +118,7 @@ class DeployConsumer(HeraldConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.catch_up()
         await self.send_json({"type": "pong", "id": frame_id, "last_seq": self.last_sent})
+        await self.send_json(await self._watch(watchers.seen))
 
     async def on_comment(self, frame_id, text):
         user = self.scope["user"]
