@@ -3,8 +3,9 @@
 #   1. local run: re-render the configs from deploy/ and reload nginx after `nginx -t`
 #   2. supervisorctl update: programs whose section changed are restarted with it
 #   3. uWSGI chain reload: workers replaced one at a time, each after its successor loaded the app
-#   4. daphne processes restarted one at a time: the shared listener keeps accepting; sockets on the
-#      restarted process close and browsers resume by seq (daphne cannot hand sockets over)
+#   4. daphne processes restarted one at a time, each only after the previous one answers again; nginx
+#      sends new sockets to the others meanwhile; sockets on the restarted process close and browsers
+#      resume by seq (daphne cannot hand sockets over, daphne#177)
 #   5. Celery beat, then the worker (warm shutdown: a running deploy may finish first, up to stopwaitsecs)
 # Set HERALD_RELOAD_WORKER=0 to leave the Celery worker running (e.g. while a long deploy runs).
 set -o errexit -o pipefail -o nounset
@@ -27,15 +28,24 @@ ini="$ETC/uwsgi/herald.ini"
   "$(ini_value "$ini" master-fifo)" "$(ini_value "$ini" stats)" >&2
 
 numprocs=$(sed -n '/^\[\(fcgi-\)\?program:daphne\]/,/^\[/s/^numprocs=//p' "$SUPERVISOR_CONF")
+run_dir=$(dirname "$(ini_value "$SUPERVISOR_CONF" file)")
+log_dir=$(ini_value "$SUPERVISOR_CONF" childlogdir)
 for ((n = 0; n < numprocs; n++)); do
-  # `restart` returns once the new process has stayed up for startsecs.
+  log="$log_dir/daphne-$n.log"
+  offset=$(stat -c %s "$log" 2>/dev/null || echo 0)
+  # `restart` returns after startsecs; daphne may still be importing Django, so wait until it
+  # answers before taking the next one down.
   ctl restart "daphne:daphne-$n" >&2
+  if grep -q '^\[program:daphne\]' "$SUPERVISOR_CONF"; then
+    "$VENV/bin/python" "$HERALD_SRC/scripts/lib/herald_ctl.py" wait-daphne --socket "$run_dir/daphne-$n.sock" >&2
+  elif [ -f "$log" ]; then
+    "$VENV/bin/python" "$HERALD_SRC/scripts/lib/herald_ctl.py" wait-daphne --log "$log" --offset "$offset" >&2
+  fi
 done
 
-if grep -q '^\[program:beat\]' "$SUPERVISOR_CONF"; then
-  ctl restart beat >&2
-fi
-if [ "${HERALD_RELOAD_WORKER:-1}" != 0 ]; then
-  ctl restart worker >&2
-fi
+celery=()
+grep -q '^\[program:beat\]' "$SUPERVISOR_CONF" && celery+=(beat)
+[ "${HERALD_RELOAD_WORKER:-1}" != 0 ] && celery+=(worker)
+# Together: both stop (the worker warm-shuts down), then both start.
+[ ${#celery[@]} -gt 0 ] && ctl restart "${celery[@]}" >&2
 say "reload done"

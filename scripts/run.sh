@@ -55,6 +55,15 @@ if ! "$VENV/bin/python" "$HERALD_SRC/scripts/lib/herald_ctl.py" wait-http \
   die "Herald did not become healthy; see \`make logs\` and $LOG/"
 fi
 
+# /healthz went through uWSGI; each daphne answers on its own socket once it has imported Django.
+if grep -q '^\[program:daphne\]' "$SUPERVISOR_CONF"; then
+  numprocs=$(sed -n '/^\[program:daphne\]/,/^\[/s/^numprocs=//p' "$SUPERVISOR_CONF")
+  for ((n = 0; n < numprocs; n++)); do
+    "$VENV/bin/python" "$HERALD_SRC/scripts/lib/herald_ctl.py" wait-daphne --socket "$SOCK/daphne-$n.sock" \
+      --timeout 90 >/dev/null || die "daphne-$n does not answer; see $LOG/daphne-$n.log"
+  done
+fi
+
 demo=""
 if [ -z "${HERALD_NO_DEMO:-}" ]; then
   demo=$(manage start_demo_deploy | tail -n 1)

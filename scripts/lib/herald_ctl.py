@@ -5,6 +5,8 @@
     herald_ctl.py wait-http URL [--timeout S]                      until it answers 200
     herald_ctl.py uwsgi-stats SOCKET                               one line per worker
     herald_ctl.py chain-reload FIFO SOCKET [--timeout S]           replace uWSGI workers one by one
+    herald_ctl.py wait-daphne (--socket PATH | --log FILE --offset N) [--timeout S]
+                                                                  until a (re)started daphne serves
 
 Standard library plus PyYAML only, so it runs from the project's virtualenv on any host.
 """
@@ -123,6 +125,41 @@ def chain_reload(args) -> int:
     return 1
 
 
+def daphne_answers(path: str) -> str | None:
+    """The status line of GET /healthz sent straight to one daphne's unix socket, or None."""
+    host = (os.environ.get("DJANGO_ALLOWED_HOSTS") or "localhost").split(",")[0]
+    try:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(10)
+            sock.connect(path)
+            sock.sendall(f"GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            first = sock.recv(200).split(b"\r\n", 1)[0].decode(errors="replace")
+            return first if first.startswith("HTTP/") else None
+    except OSError:
+        return None
+
+
+def wait_daphne(args) -> int:
+    """supervisor calls a process RUNNING after startsecs, but on a busy host daphne may need far
+    longer to import Django; a rolling restart must not take the next process down before then."""
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        if args.socket:
+            answer = daphne_answers(args.socket)
+            if answer:
+                print(f"{args.socket}: {answer}")
+                return 0
+        else:
+            with open(args.log, "rb") as log:
+                log.seek(args.offset)
+                if b"Listening on" in log.read():
+                    print(f"{args.log}: listening")
+                    return 0
+        time.sleep(0.3)
+    print(f"daphne ({args.socket or args.log}) not serving after {args.timeout:.0f} s", file=sys.stderr)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -143,6 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("socket")
     p.add_argument("--timeout", type=float, default=120)
     p.set_defaults(func=chain_reload)
+    p = sub.add_parser("wait-daphne")
+    p.add_argument("--socket")
+    p.add_argument("--log")
+    p.add_argument("--offset", type=int, default=0)
+    p.add_argument("--timeout", type=float, default=180)
+    p.set_defaults(func=wait_daphne)
     args = parser.parse_args(argv)
     return args.func(args)
 
