@@ -53,6 +53,17 @@ print(ApiToken.issue("browser-tests", ["deploys:write", "deploys:read"])[1])
 """
 
 
+BULK_LOG = """
+import os
+from deploys.events import NewEvent, record
+deploy_id, count = int(os.environ["HERALD_TEST_DEPLOY"]), int(os.environ["HERALD_TEST_COUNT"])
+make_line = eval("lambda i: " + os.environ["HERALD_TEST_LINE"])
+for start in range(1, count + 1, 5000):
+    stop = min(count, start + 4999)
+    record(deploy_id, [NewEvent("log", {"line": make_line(i), "stream": "stdout"}) for i in range(start, stop + 1)])
+"""
+
+
 def emit(prefix: str, count: int, delay: float, exit_code: int = 0) -> list[str]:
     return [sys.executable, str(Path(__file__).with_name("emit.py")), prefix, str(count), str(delay), str(exit_code)]
 
@@ -161,6 +172,13 @@ class Herald:
             answer = self.api("POST", f"deploys/{deploy_id}/events/", {"events": events})
         return answer
 
+    def bulk_log(self, deploy_id: int, count: int, line_code: str) -> None:
+        """Store `count` log lines through the lead's Python API (deploys.events.record) in one Django
+        process, 5000 a batch: far quicker than 100 HTTP requests for a 100k-line log. line_code is
+        a Python expression of i (1-based) giving line i."""
+        self.manage("shell", "-c", BULK_LOG, HERALD_TEST_DEPLOY=str(deploy_id), HERALD_TEST_COUNT=str(count),
+                    HERALD_TEST_LINE=line_code)
+
     def events(self, deploy_id: int, events: list[dict]) -> dict:
         return self.api("POST", f"deploys/{deploy_id}/events/", {"events": events})
 
@@ -248,3 +266,8 @@ def screenshot(page, name: str) -> Path:
     path = ARTIFACTS / name
     page.screenshot(path=str(path))
     return path
+
+
+# The production-topology stack (nginx, uWSGI, daphne ×2, Celery under supervisor), shared with the
+# stack tests when they run in the same session.
+from tests.support.stack import herald_stack  # noqa: E402, F401
