@@ -132,6 +132,16 @@ def test_filter_while_running_and_follow_mode(herald, as_user):
     page.get_by_label("Only matching lines").uncheck()
     expect(page.locator("#log-matches")).to_have_text("9 matching lines")
     expect(page.locator("#log")).to_contain_text("nothing to see")
+    # Highlight mode: Enter and Shift+Enter walk from match to match through the whole log.
+    search = page.get_by_label("Search the log")
+    search.press("Enter")
+    expect(page.locator('#log .log-row[data-n="50"]')).to_be_in_viewport()
+    search.press("Enter")
+    search.press("Enter")
+    expect(page.locator('#log .log-row[data-n="150"]')).to_be_in_viewport()
+    search.press("Shift+Enter")
+    expect(page.locator('#log .log-row[data-n="100"]')).to_be_in_viewport()
+    assert "".join(page.locator('#log .log-row[data-n="100"] mark').all_text_contents()) == "ERROR flaky"
     page.get_by_label("Search the log").fill("")
     herald.finish(deploy["id"])
 
