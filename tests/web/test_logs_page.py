@@ -2,7 +2,12 @@
 
 import time
 
+import redis
 from playwright.sync_api import expect
+
+from deploys.tasks import FOLLOW_LEASE_PREFIX
+
+from .conftest import wait_until
 
 
 def append(path, lines):
@@ -38,3 +43,17 @@ def test_follow_and_stop_a_whitelisted_log(herald, as_user):
     assert page.locator("#log .log-row").count() == count
     expect(page.locator("#log")).not_to_contain_text("written after stopping")
     expect(page.get_by_role("button", name="Start following")).to_be_visible()
+
+
+def test_leaving_the_page_ends_the_follow(herald, as_user):
+    """The server-side task runs while its socket holds a lease in Redis; leaving the page closes the
+    socket, and the consumer drops the lease (the task then stops within a second)."""
+    leases = redis.Redis.from_url(herald.redis.url)
+    page = as_user("alice")
+    page.goto("/logs/")
+    expect(page.locator("#conn")).to_contain_text("Live")
+    page.get_by_role("button", name="Start following").click()
+    expect(page.locator("#lf-state")).to_contain_text("Following app on local")
+    assert leases.keys(FOLLOW_LEASE_PREFIX + "*")
+    page.goto("/")
+    wait_until(lambda: not leases.keys(FOLLOW_LEASE_PREFIX + "*"), timeout=10, what="the follow lease to go")
