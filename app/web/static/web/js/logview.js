@@ -87,15 +87,21 @@ export class LogView {
   /** What we know about a step (name, state, duration) changed; `started` marks its step event
    * `running`, which opens its header row at this point of the log. */
   updateStep(step, started = false) {
-    const known = this.steps.get(step.index);
-    const wasCollapsed = this.isCollapsed(step.index, known);
-    this.steps.set(step.index, { ...known, ...step });
+    const before = this.collapsedSignature();
+    this.steps.set(step.index, { ...this.steps.get(step.index), ...step });
     if (started && step.index !== this.currentGroup) {
       this.currentGroup = step.index;
       if (this.lastHeaderGroup !== step.index) this.pushEntry(-(step.index + 1));
     }
-    if (this.isCollapsed(step.index) !== wasCollapsed) this.rebuildView();
+    if (this.collapsedSignature() !== before) this.rebuildView();
     this.schedule(true);
+  }
+
+  /** Which steps are folded right now, as a string (steps are few; cheap to compare). */
+  collapsedSignature() {
+    let sig = "";
+    for (const group of this.steps.keys()) sig += this.isCollapsed(group) ? `${group}+` : `${group}-`;
+    return sig;
   }
 
   /** Appends log events ({seq, ts, data}) in seq order. */
@@ -129,6 +135,8 @@ export class LogView {
   isCollapsed(group, step = this.steps.get(group)) {
     if (group < 0) return false;
     if (this.userCollapsed.has(group)) return this.userCollapsed.get(group);
+    // The current step (running, or the last one that ran) is always open by default.
+    if (group === this.currentGroup) return false;
     return step ? Boolean(this.options.stepCollapsedByDefault?.(step)) : false;
   }
 
