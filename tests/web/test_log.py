@@ -21,7 +21,11 @@ def test_hostile_lines_and_comments_render_as_text(herald, as_user):
     deploy = herald.external_deploy("hostile-svc", "v<i>1</i>")
     alice, bob = as_user("alice"), as_user("bob")
     open_deploy(alice, deploy["id"])
+    expect(alice.locator("#watchers")).to_have_text("1 watching: alice")
+    # The server announces joins at most every 2 s per deploy (pongs carry the list otherwise).
+    alice.wait_for_timeout(2500)
     open_deploy(bob, deploy["id"])
+    expect(alice.locator("#watchers")).to_have_text("2 watching: alice, bob")
     herald.log(deploy["id"], HOSTILE)
 
     log = alice.locator("#log")
