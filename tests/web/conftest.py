@@ -129,9 +129,11 @@ class Herald:
                                     start_new_session=True)
 
     def start_server(self, wait: bool = True) -> None:
-        """daphne's runserver: HTTP, WebSocket and (with --insecure) static files on one port."""
+        """daphne's runserver: HTTP, WebSocket and (with --insecure) static files on one port. System
+        checks are skipped to start faster (`make lint`/`check-deploy` and the Django tests run them)."""
         self.procs["web"] = self._spawn(
-            "web", [sys.executable, "manage.py", "runserver", "--noreload", "--insecure", f"127.0.0.1:{self.port}"]
+            "web", [sys.executable, "manage.py", "runserver", "--noreload", "--insecure", "--skip-checks",
+                    f"127.0.0.1:{self.port}"]
         )
         if wait:
             wait_for_port(self.port, timeout=60)

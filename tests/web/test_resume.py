@@ -62,15 +62,18 @@ def test_pages_resume_after_the_server_restarts_mid_deploy(herald, as_user):
     down = time.monotonic()
     down_ms = page.evaluate("Date.now()")
     herald.stop_server()
+    stopped = time.monotonic() - down
     expect(page.locator("#conn")).to_contain_text(re.compile("Reconnecting|Offline"))
     expect(hidden.locator("#conn")).to_contain_text("paused while the tab is hidden")
     seen_while_down = page.evaluate("herald.log.lines.length")
     page.wait_for_timeout(3000)  # the runner keeps writing lines nobody receives live
     herald.start_server()
+    up = time.monotonic() - down
     expect(page.locator("#conn")).to_contain_text("Live", timeout=40_000)
     downtime = time.monotonic() - down
     retries = [round((t - down_ms) / 1000, 1) for t in page.evaluate("herald.socket.openedAt") if t > down_ms]
-    print(f"\nresume: {seen_while_down} lines before the restart; server down {downtime:.1f} s; "
+    print(f"\nresume: {seen_while_down} lines before the restart; server stopped in {stopped:.1f} s, "
+          f"listening again at {up:.1f} s, page live again at {downtime:.1f} s; "
           f"visible tab reconnect attempts at {retries} s; hidden tab attempts {len(attempts['hidden'])}")
     # Exponential backoff: a handful of attempts, not one per 100 ms.
     assert 1 <= len(retries) <= 10

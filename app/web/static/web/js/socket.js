@@ -20,7 +20,8 @@ export class ResilientSocket {
     this.urlFor = urlFor;
     this.handlers = handlers;
     this.baseDelay = options.baseDelay ?? 500;
-    this.maxDelay = options.maxDelay ?? 30000;
+    // 15 s: long enough that a restarted server is not stampeded, short enough that nobody reloads.
+    this.maxDelay = options.maxDelay ?? 15000;
     this.pingEvery = options.pingEvery ?? 25000;
     this.deadAfter = options.deadAfter ?? 10000;
     this.attempt = 0;
