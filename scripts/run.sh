@@ -66,7 +66,9 @@ fi
 
 demo=""
 if [ -z "${HERALD_NO_DEMO:-}" ]; then
-  demo=$(manage start_demo_deploy | tail -n 1)
+  # A second `make run` while the first demo deploy still runs hits the per-service lock: fine.
+  demo=$(manage start_demo_deploy 2>"$LOG/demo-deploy.err" | tail -n 1) ||
+    { say "    no new demo deploy: $(tail -n 1 "$LOG/demo-deploy.err")"; demo=""; }
 fi
 
 cat <<INFO

@@ -15,10 +15,16 @@ echo "== uWSGI workers"
 stats=$(ini_value "$ETC/uwsgi/herald.ini" stats)
 "$VENV/bin/python" "$HERALD_SRC/scripts/lib/herald_ctl.py" uwsgi-stats "$stats" || failed=1
 
+echo "== Redis (REDIS_URL from herald.env)"
+if "$VENV/bin/python" -c 'import os, redis; redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=5).ping()' 2>/dev/null; then
+  echo "redis: answers PING"
+else
+  echo "redis: DOWN (no answer at REDIS_URL)"; failed=1
+fi
+
 if [ "$MODE" = local ]; then
-  echo "== nginx and redis-server"
+  echo "== nginx"
   pid_alive "$SOCK/nginx.pid" && echo "nginx: running (pid $(cat "$SOCK/nginx.pid"))" || { echo "nginx: DOWN"; failed=1; }
-  pid_alive "$SOCK/redis.pid" && echo "redis-server: running (pid $(cat "$SOCK/redis.pid"))" || { echo "redis-server: DOWN"; failed=1; }
   port=$(sed -n 's/^herald_http_port: //p' "$LOCAL_VARS")
   echo "== /healthz through nginx"
   "$VENV/bin/python" "$HERALD_SRC/scripts/lib/herald_ctl.py" wait-http "http://127.0.0.1:$port/healthz" \

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Small helpers for the operator scripts (internal: called by scripts/*.sh, not by hand).
 
-    herald_ctl.py local-vars FILE --run-root DIR [--http-port N]   first-run ports and secrets
+    herald_ctl.py local-vars FILE --run-root DIR [--http-port N] [--set K=V]  first-run ports, secrets
     herald_ctl.py wait-http URL [--timeout S]                      until it answers 200
     herald_ctl.py uwsgi-stats SOCKET                               one line per worker
     herald_ctl.py chain-reload FIFO SOCKET [--timeout S]           replace uWSGI workers one by one
@@ -53,6 +53,9 @@ def local_vars(args) -> int:
     data.setdefault("herald_redis_password", secrets.token_urlsafe(24))
     if args.http_port:
         data["herald_http_port"] = int(args.http_port)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        data[key] = yaml.safe_load(value)
     data.setdefault("herald_http_port", 8080)
     # Other people's servers may hold the usual ports on a shared machine: pick free ones once.
     data.setdefault("herald_redis_port", free_port())
@@ -167,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("file")
     p.add_argument("--run-root", required=True)
     p.add_argument("--http-port")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="keep this variable too")
     p.set_defaults(func=local_vars)
     p = sub.add_parser("wait-http")
     p.add_argument("url")

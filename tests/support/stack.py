@@ -200,13 +200,14 @@ class Stack:
         return self.run([sys.executable, "manage.py", "shell", "-c", code], env={**self.env, **env}).stdout
 
     def ctl(self, *args: str, check: bool = True) -> str:
-        return self.run([str(VENV / "bin/supervisorctl"), "-c", str(self.etc / "supervisor/supervisord.conf"),
-                         *args], check=check).stdout
+        """supervisorctl through scripts/ctl.sh, the runbook's command for one component."""
+        return self.run(["bash", str(ROOT / "scripts/ctl.sh"), *args], cwd=ROOT, check=check,
+                        env={**os.environ, "HERALD_RUN_ROOT": str(self.root)}).stdout
 
-    def script(self, name: str, **env: str) -> subprocess.CompletedProcess:
+    def script(self, name: str, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
         """One of the operator scripts (scripts/<name>.sh) against this stack, as `make` runs it."""
-        return self.run(["bash", str(ROOT / "scripts" / f"{name}.sh")], cwd=ROOT,
-                        env={**os.environ, "HERALD_RUN_ROOT": str(self.root), **env}, timeout=300)
+        return self.run(["bash", str(ROOT / "scripts" / f"{name}.sh"), *args], cwd=ROOT, check=check,
+                        env={**os.environ, "HERALD_RUN_ROOT": str(self.root), **env}, timeout=400)
 
     # ------------------------------------------------------------------ state
     def programs(self) -> dict[str, tuple[str, int]]:
