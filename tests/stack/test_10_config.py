@@ -159,3 +159,25 @@ stderr_logfile={tmp_path}/fatal-watch.log
     alerts = (tmp_path / "fatal-watch.log").read_text()
     assert "HERALD ALERT: crashy entered FATAL" in alerts, alerts
     assert "stopping supervisord" in alerts
+
+
+def test_container_variant_uses_tcp_and_a_resolver_and_passes_nginx_t_and_gixy(tmp_path):
+    """The image/compose split: uWSGI and daphne on TCP in the app container, nginx finding them by
+    name through Docker's resolver, set only through variables (no post-render edits)."""
+    app = tmp_path / "app"
+    render("image", app, *sandbox_sets(tmp_path), f"herald_src_dir={ROOT}", "herald_uwsgi_socket=0.0.0.0:3031",
+           "herald_daphne_socket=shared", "herald_daphne_bind_address=0.0.0.0")
+    ini = (app / "uwsgi/herald.ini").read_text()
+    assert "socket = 0.0.0.0:3031" in ini and "chmod-socket" not in ini
+    assert "socket=tcp://0.0.0.0:8001" in (app / "supervisor/supervisord.conf").read_text()
+    web = tmp_path / "etc"
+    render("local", web, *sandbox_sets(tmp_path), "herald_nginx_resolver=127.0.0.11",
+           "herald_nginx_uwsgi_pass=app:3031", "herald_nginx_daphne_pass=app:8001")
+    site = (web / "nginx/herald-site.conf").read_text()
+    assert "upstream herald_" not in site and "resolver 127.0.0.11 valid=5s" in site
+    assert "proxy_pass http://$herald_daphne;" in site and "uwsgi_pass $herald_uwsgi;" in site
+    conf = web / "nginx/nginx.conf"
+    result = nginx_t(conf, tmp_path)
+    assert result.returncode == 0, result.stderr
+    result = gixy(conf)
+    assert result.returncode == 0 and "Problem:" not in result.stdout, result.stdout
