@@ -24,20 +24,45 @@ src=${2:-app}
 [ -f "$src/manage.py" ] || { echo "APP_SRC '$src' has no manage.py" >&2; exit 2; }
 UV=${UV:-.tools/bin/uv}
 PYTHON=${PYTHON:-python3.11}
+# The app hosts' interpreter (Debian 12's python3); markers in uv.lock are evaluated for it.
+HOST_PYTHON=${HOST_PYTHON:-3.11.2}
 out=var/fleet
 mkdir -p "$out"
 cleanup=()
 trap 'rm -rf "${cleanup[@]}"' EXIT
 
-lockhash=$(cat uv.lock pyproject.toml | sha256sum | cut -c1-12)
+lockhash=$( (cat uv.lock pyproject.toml; echo "$HOST_PYTHON") | sha256sum | cut -c1-12)
 wheels_tar="$out/wheels-$lockhash.tar"
 if [ ! -s "$wheels_tar" ]; then
   work=$(mktemp -d "$out/wheels.XXXXXX")
   cleanup+=("$work")
   # Runtime group only; with hashes, pip refuses anything that is not exactly what uv.lock pins.
-  "$UV" export --locked --no-dev --no-emit-project --format requirements-txt --quiet -o "$work/hashed.txt"
-  "$UV" export --locked --no-dev --no-emit-project --no-hashes --format requirements-txt --quiet \
-    -o "$work/requirements.txt"
+  "$UV" export --locked --no-dev --no-emit-project --format requirements-txt --quiet -o "$work/uv-export.txt"
+  # Environment markers are decided for the hosts' Python (Debian bookworm's CPython), not the
+  # controller's: e.g. async-timeout is needed below 3.11.3, and bookworm has 3.11.2.
+  "$PYTHON" - "$work" "$HOST_PYTHON" <<'PY'
+import re, sys
+from pathlib import Path
+from pip._vendor.packaging.markers import Marker
+
+work, version = Path(sys.argv[1]), sys.argv[2]
+target = {"python_full_version": version, "python_version": ".".join(version.split(".")[:2]),
+          "implementation_name": "cpython", "platform_python_implementation": "CPython",
+          "sys_platform": "linux", "platform_system": "Linux", "os_name": "posix", "platform_machine": "x86_64"}
+text = work.joinpath("uv-export.txt").read_text()
+hashed, plain = [], []
+for entry in re.split(r"\n(?=\S)", text):
+    if not entry.strip() or entry.startswith("#"):
+        continue
+    head, _, rest = entry.partition("\\")
+    requirement, _, marker = head.partition(";")
+    if marker.strip() and not Marker(marker.strip()).evaluate(target):
+        continue
+    hashed.append(requirement.strip() + " \\" + rest if rest else requirement.strip())
+    plain.append(requirement.strip())
+work.joinpath("hashed.txt").write_text("\n".join(hashed) + "\n")
+work.joinpath("requirements.txt").write_text("\n".join(plain) + "\n")
+PY
   echo "building the wheelhouse for uv.lock $lockhash (uWSGI compiles: about a minute)" >&2
   "$PYTHON" -m pip wheel --quiet --disable-pip-version-check --no-deps --require-hashes \
     -r "$work/hashed.txt" -w "$work/wheels" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +24,13 @@ def _prepare() -> None:
 @pytest.fixture(scope="session")
 def fleet():
     _prepare()
+    reuse = os.environ.get("HERALD_FLEET_REUSE")
+    if reuse:  # debugging aid: the hosts of a run kept with HERALD_FLEET_KEEP=1
+        run_id, workdir = reuse.split(":", 1)
+        fleet = Fleet(run_id=run_id, workdir=Path(workdir))
+        fleet.attach()
+        yield fleet
+        return
     fleet = Fleet()
     try:
         fleet.start()

@@ -106,6 +106,29 @@ class Fleet:
             list(pool.map(self._wait_ssh, specs))
         self.write_inventory()
 
+    def attach(self) -> None:
+        """Use the hosts of an earlier run kept with HERALD_FLEET_KEEP=1 (debugging: set
+        HERALD_FLEET_REUSE=<run id>:<work dir>, printed when that run ended); secrets come from its inventory."""
+        for host in (Host("db1", f"{self.run_id}-db1", ["redis", "postgresql"]),
+                     Host("app1", f"{self.run_id}-app1", ["app"]),
+                     Host("app2", f"{self.run_id}-app2", ["app"])):
+            self._inspect(host)
+            self.hosts[host.name] = host
+        self.started = []  # not ours to remove
+        text = INVENTORY_DIR.joinpath("hosts.yml").read_text()
+        self.secrets = {k: json.loads(v) for k, v in re.findall(r"^    (vault_\w+): (.*)$", text, re.M)}
+
+    def _inspect(self, host: Host) -> None:
+        is_app = "app" in host.groups
+        info = json.loads(run(["docker", "inspect", host.container]).stdout)[0]
+        nets = info["NetworkSettings"]["Networks"]
+        host.private_ip = nets[self.private_net]["IPAddress"]
+        host.public_ip = nets[self.public_net]["IPAddress"] if is_app else ""
+        ports = info["NetworkSettings"]["Ports"]
+        host.ssh_port = int(ports["22/tcp"][0]["HostPort"])
+        if is_app:
+            host.https_port = int(ports["443/tcp"][0]["HostPort"])
+
     def _start_host(self, host: Host) -> None:
         is_app = "app" in host.groups
         cmd = [
@@ -122,14 +145,7 @@ class Fleet:
         self.started.append(host.container)
         if is_app:
             run(["docker", "network", "connect", self.private_net, host.container])
-        info = json.loads(run(["docker", "inspect", host.container]).stdout)[0]
-        nets = info["NetworkSettings"]["Networks"]
-        host.private_ip = nets[self.private_net]["IPAddress"]
-        host.public_ip = nets[self.public_net]["IPAddress"] if is_app else ""
-        ports = info["NetworkSettings"]["Ports"]
-        host.ssh_port = int(ports["22/tcp"][0]["HostPort"])
-        if is_app:
-            host.https_port = int(ports["443/tcp"][0]["HostPort"])
+        self._inspect(host)
 
     def _wait_ssh(self, host: Host, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
@@ -174,7 +190,7 @@ class Fleet:
 
     def stop(self) -> None:
         if os.environ.get("HERALD_FLEET_KEEP") == "1":
-            print(f"\nHERALD_FLEET_KEEP=1: fleet {self.run_id} left running (key {self.key})")
+            print(f"\nHERALD_FLEET_KEEP=1: fleet left running; HERALD_FLEET_REUSE={self.run_id}:{self.workdir}")
             return
         for container in self.started:
             run(["docker", "rm", "-f", "-v", container], check=False)
