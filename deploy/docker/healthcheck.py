@@ -17,10 +17,12 @@ import os
 import socket
 import ssl
 import struct
-import subprocess
 import sys
+import xmlrpc.client
 
 TIMEOUT = 4.0
+# [unix_http_server] file= in the rendered supervisord.conf (herald_run_dir of profile image).
+SUPERVISOR_SOCKET = "/run/herald/supervisor.sock"
 
 
 def host_header() -> str:
@@ -69,13 +71,37 @@ def http_get(path: str, port: int, *, tls: bool = False) -> int:
         conn.close()
 
 
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over supervisord's unix socket (its [unix_http_server]), for the XML-RPC interface."""
+
+    def __init__(self, path: str):
+        super().__init__("localhost", timeout=TIMEOUT)
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(TIMEOUT)
+        self.sock.connect(self.path)
+
+
+def supervisor_not_running() -> list[str]:
+    """Programs that are not RUNNING, asked over XML-RPC in-process (no supervisorctl start-up cost)."""
+    conn = UnixHTTPConnection(SUPERVISOR_SOCKET)
+    try:
+        body = xmlrpc.client.dumps((), "supervisor.getAllProcessInfo").encode()
+        conn.request("POST", "/RPC2", body, {"Content-Type": "text/xml"})
+        (processes,), _ = xmlrpc.client.loads(conn.getresponse().read())
+    finally:
+        conn.close()
+    if not processes:
+        return ["no programs"]
+    return [f"{p['group']}:{p['name']} {p['statename']}" for p in processes if p["statename"] != "RUNNING"]
+
+
 def check_app() -> str | None:
-    conf = "/etc/herald/supervisor/supervisord.conf"
-    status = subprocess.run(["supervisorctl", "-c", conf, "status"], capture_output=True, text=True,
-                            timeout=TIMEOUT)
-    if status.returncode != 0:
-        lines = [line for line in status.stdout.splitlines() if "RUNNING" not in line]
-        return "supervisor: " + ("; ".join(lines) or status.stderr.strip() or f"exit {status.returncode}")
+    stopped = supervisor_not_running()
+    if stopped:
+        return "supervisor: " + "; ".join(stopped)
     code = uwsgi_get("/healthz", int(os.environ.get("HERALD_UWSGI_PORT", "3031")))
     if code != 200:
         return f"uWSGI /healthz answered {code}"
@@ -97,7 +123,7 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         problem = checks[argv[1]]()
-    except (OSError, ValueError, IndexError, subprocess.TimeoutExpired, http.client.HTTPException) as exc:
+    except (OSError, ValueError, IndexError, http.client.HTTPException, xmlrpc.client.Error) as exc:
         problem = f"{exc.__class__.__name__}: {exc}"
     if problem:
         print(f"unhealthy: {problem}")

@@ -27,7 +27,7 @@ EXPOSE 5432
 # INT is PostgreSQL's "fast" shutdown: roll back open transactions and stop cleanly; TERM ("smart")
 # would wait for every client (the app's pooled connections) to leave first.
 STOPSIGNAL SIGINT
-HEALTHCHECK --interval=5s --timeout=3s --retries=5 --start-period=30s \
+HEALTHCHECK --interval=5s --timeout=5s --retries=5 --start-period=30s \
   CMD ["/usr/local/bin/herald-postgres-entrypoint", "--health"]
 ENTRYPOINT ["/usr/local/bin/herald-postgres-entrypoint"]
 CMD ["postgres"]

@@ -20,7 +20,7 @@ LABEL org.opencontainers.image.title="herald-redis" \
 USER redis
 VOLUME ["/var/lib/redis"]
 EXPOSE 6379
-HEALTHCHECK --interval=5s --timeout=3s --retries=5 \
+HEALTHCHECK --interval=5s --timeout=5s --retries=5 \
   CMD ["/usr/local/bin/herald-redis-entrypoint", "--health"]
 ENTRYPOINT ["/usr/local/bin/herald-redis-entrypoint"]
 CMD ["redis-server", "/etc/redis/herald.conf"]
