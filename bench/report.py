@@ -1,0 +1,295 @@
+"""Tables, targets and the chart from one run's JSON."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+PEERS = ("herald", "herald-tuned", "baseline", "ceiling")
+BEGIN, END = (
+    "<!-- bench:begin (written by `make bench`; edit bench/report.py, not this block) -->",
+    "<!-- bench:end -->",
+)
+
+
+def _get(d, *path, default=None):
+    for key in path:
+        if not isinstance(d, dict) or key not in d:
+            return default
+        d = d[key]
+    return d
+
+
+def _clean(step: dict) -> bool:
+    return step.get("lost") == 0 and step.get("dups") == 0 and step.get("reordered") == 0
+
+
+def best_fanout(target: dict, clean_only: bool) -> dict | None:
+    steps = [s for s in target.get("fanout") or [] if not clean_only or _clean(s)]
+    return max(steps, key=lambda s: s["delivered_eps"]) if steps else None
+
+
+def _fmt(v, unit: str = "") -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        v = round(v, 1) if abs(v) < 100 else round(v)
+    if isinstance(v, int) and abs(v) >= 10000:
+        return f"{v:,}{unit}"
+    return f"{v}{unit}"
+
+
+def _ratio(a, b) -> str:
+    if not a or not b:
+        return "—"
+    return f"{a / b:.2f}×"
+
+
+def figures(run: dict) -> dict[str, dict[str, object]]:
+    """{figure: {target: value}} — the numbers the tables and the targets use."""
+    out: dict[str, dict] = {}
+
+    def put(name, fn):
+        out[name] = {}
+        for peer in PEERS:
+            t = run["targets"].get(peer)
+            if t is not None:
+                try:
+                    out[name][peer] = fn(t)
+                except (KeyError, TypeError, IndexError, ZeroDivisionError):
+                    out[name][peer] = None
+
+    put("held", lambda t: t["connections"]["held"]["live_at_end"])
+    put("held_closes", lambda t: t["connections"]["held"]["unexpected_closes"])
+    put("kib_per_sub", lambda t: t["connections"]["held"]["kib_per_subscriber"])
+    put("idle_cpu", lambda t: t["connections"]["held"]["idle_cpu_pct"])
+    put("ramp_s", lambda t: t["connections"]["ramp"]["ramp_s"])
+    put("bcast_p95", lambda t: t["connections"]["broadcast"]["last_receiver_ms"]["p95"])
+    put("bcast_lost", lambda t: t["connections"]["broadcast"]["lost"])
+    put("lat_p50", lambda t: t["latency"]["latency_ms"]["p50"])
+    put("lat_p99", lambda t: t["latency"]["latency_ms"]["p99"])
+    put("lat_lost", lambda t: t["latency"]["lost"] + t["latency"]["dups"] + t["latency"]["reordered"])
+    put("fan_best_clean", lambda t: (best_fanout(t, True) or {}).get("delivered_eps"))
+    put("fan_best_any", lambda t: (best_fanout(t, False) or {}).get("delivered_eps"))
+    put("fan_per_cpu", lambda t: (best_fanout(t, False) or {}).get("events_per_server_cpu_s"))
+    put("ingest_rps", lambda t: t["ingest"]["single"]["rps"])
+    put("ingest_p99", lambda t: t["ingest"]["single"]["latency_ms"]["p99"])
+    put("ingest_batch_eps", lambda t: t["ingest"]["batch"]["eps"])
+    put("ingest_batch_p99", lambda t: t["ingest"]["batch"]["latency_ms"]["p99"])
+    put("storm_n", lambda t: t["connections"]["storm"]["closed"])
+    put("storm_s", lambda t: t["connections"]["storm"]["all_resumed_s"])
+    put("storm_lost", lambda t: t["connections"]["storm"]["lost"])
+    put("storm_not_resumed", lambda t: t["connections"]["storm"]["not_resumed"])
+    return out
+
+
+def targets(run: dict, variant: str = "herald") -> list[tuple[str, str, str, str]]:
+    """(figure, target, Herald's figure, met / not met) for the table in issue 7."""
+    f = figures(run)
+    h = {k: v.get(variant) for k, v in f.items()}
+    n_held = _get(run, "targets", variant, "connections", "subscribers")
+    hold = _get(run, "targets", variant, "connections", "held", "hold_s")
+    lat_n = run["params"]["latency_subscribers"]
+    lat_rate = run["params"]["latency_rate"]
+    rows = []
+
+    def row(name, goal, value, ok):
+        rows.append((name, goal, value, "—" if ok is None else ("**met**" if ok else "**not met**")))
+
+    def known(*vals):
+        return all(v is not None for v in vals)
+
+    row(
+        f"subscribers held {hold} s (issue: 10 min), 0 unexpected closes",
+        "≥ 10,000",
+        f"{_fmt(h['held'])} of {_fmt(n_held)}, {_fmt(h['held_closes'])} closes",
+        known(h["held"]) and h["held"] >= 10000 and h["held_closes"] == 0
+        if known(h["held"], h["held_closes"])
+        else None,
+    )
+    row(
+        "server memory per idle subscriber (daphne + nginx + Redis)",
+        "≤ 50 KiB",
+        _fmt(h["kib_per_sub"], " KiB"),
+        h["kib_per_sub"] <= 50 if known(h["kib_per_sub"]) else None,
+    )
+    row(
+        "events delivered per second, 0 lost / duplicated / reordered",
+        "≥ 10,000",
+        _fmt(h["fan_best_clean"], "/s"),
+        h["fan_best_clean"] >= 10000 if known(h["fan_best_clean"]) else None,
+    )
+    row(
+        f"latency at {lat_n:,} subscribers × {lat_rate} events/s",
+        "p50 ≤ 10 ms, p99 ≤ 50 ms",
+        f"p50 {_fmt(h['lat_p50'])} ms, p99 {_fmt(h['lat_p99'])} ms",
+        h["lat_p50"] <= 10 and h["lat_p99"] <= 50 and h["lat_lost"] == 0 if known(h["lat_p50"], h["lat_p99"]) else None,
+    )
+    row(
+        f"one event to {_fmt(n_held)} subscribers, last receiver",
+        "p95 ≤ 500 ms",
+        _fmt(h["bcast_p95"], " ms"),
+        h["bcast_p95"] <= 500 and (n_held or 0) >= 10000 if known(h["bcast_p95"]) else None,
+    )
+    row(
+        "ingest: single-event POSTs/s (p99 ≤ 50 ms)",
+        "≥ 1,000",
+        f"{_fmt(h['ingest_rps'])}/s, p99 {_fmt(h['ingest_p99'])} ms",
+        h["ingest_rps"] >= 1000 and h["ingest_p99"] <= 50 if known(h["ingest_rps"], h["ingest_p99"]) else None,
+    )
+    row(
+        "ingest: events/s in 1,000-event batches",
+        "≥ 20,000",
+        _fmt(h["ingest_batch_eps"], "/s"),
+        h["ingest_batch_eps"] >= 20000 if known(h["ingest_batch_eps"]) else None,
+    )
+    row(
+        f"reconnect storm of {_fmt(h['storm_n'])} subscribers",
+        "all resumed ≤ 30 s, 0 lost",
+        f"{_fmt(h['storm_s'])} s, {_fmt(h['storm_not_resumed'])} not resumed, {_fmt(h['storm_lost'])} lost",
+        h["storm_s"] <= 30 and h["storm_lost"] == 0 and h["storm_not_resumed"] == 0 and (h["storm_n"] or 0) >= 10000
+        if known(h["storm_s"], h["storm_lost"])
+        else None,
+    )
+    fb, fc = f["fan_best_any"].get("baseline"), f["fan_best_any"].get("ceiling")
+    hc = h["fan_best_clean"]
+    row("ratio to the tutorial-style baseline (fan-out)", "≥ 5×", _ratio(hc, fb), hc / fb >= 5 if hc and fb else None)
+    row("ratio to the ceiling (fan-out)", "≥ 0.5×", _ratio(hc, fc), hc / fc >= 0.5 if hc and fc else None)
+    return rows
+
+
+def markdown(run: dict) -> str:
+    m = run["machine"]
+    f = figures(run)
+    present = [p for p in PEERS if p in run["targets"]]
+    variants = [v for v in ("herald", "herald-tuned") if v in run["targets"]] or ["herald"]
+    target_rows = [targets(run, v) for v in variants]
+    lines = [
+        f"Run {run['started']} → {run['finished']}, profile `{run['profile']}`, commit `{m['git_commit'][:10]}`"
+        f"{' (with uncommitted changes)' if m['git_dirty'] else ''}.",
+        f"Machine: {m['cores']} cores ({m['cpu_model']}), {m['mem_total_gib']} GiB, Linux {m['kernel']}, "
+        f"Python {m['python']}; load average {m['loadavg_at_start'][0]:.1f} at start, "
+        f"{run['loadavg_at_end'][0]:.1f} at end. Servers on cores {run['pinning']['server_cores']}, "
+        f"load generator on {run['pinning']['load_cores']} (`{run['pinning']['mode']}`)."
+        + (f" Note: {run['note']}" if run.get("note") else ""),
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + ".",
+        "",
+        "### Targets (issue 7)",
+        "",
+        "| figure | target | " + " | ".join(f"{v} | {v}: met?" for v in variants) + " |",
+        "|---|---|" + "---|---|" * len(variants),
+        *[
+            "| " + " | ".join(rows[0][:2]) + " | " + " | ".join(f"{r[2]} | {r[3]}" for r in rows) + " |"
+            for rows in zip(*target_rows, strict=True)
+        ],
+        "",
+        "### Side by side",
+        "",
+        "| figure | " + " | ".join(present) + " | Herald/baseline | Herald/ceiling |",
+        "|---|" + "---|" * len(present) + "---|---|",
+    ]
+
+    def row(label, key, unit="", ratio=True):
+        vals = [f[key].get(p) for p in present]
+        cells = [_fmt(v, unit) for v in vals]
+        h, b, c = (f[key].get(x) for x in ("herald", "baseline", "ceiling"))
+        ratios = [_ratio(h, b), _ratio(h, c)] if ratio else ["", ""]
+        lines.append(f"| {label} | " + " | ".join(cells + ratios) + " |")
+
+    row("subscribers live after the hold", "held", ratio=False)
+    row("unexpected closes during the hold", "held_closes", ratio=False)
+    row("time to subscribe them all", "ramp_s", " s")
+    row("memory per subscriber", "kib_per_sub", " KiB")
+    row("idle CPU while holding", "idle_cpu", " %", ratio=False)
+    row("broadcast: last receiver p95", "bcast_p95", " ms")
+    row(f"latency p50 ({run['params']['latency_subscribers']} × {run['params']['latency_rate']}/s)", "lat_p50", " ms")
+    row("latency p99 (same)", "lat_p99", " ms")
+    row("events lost + duplicated + reordered (same)", "lat_lost", ratio=False)
+    row("fan-out: best delivered events/s, none lost", "fan_best_clean", "/s")
+    row("fan-out: best delivered events/s, any", "fan_best_any", "/s")
+    row("fan-out: events per server CPU-second (at best)", "fan_per_cpu")
+    row("ingest: single-event POSTs/s", "ingest_rps", "/s")
+    row("ingest: single-event POST p99", "ingest_p99", " ms")
+    row("ingest: events/s in batches", "ingest_batch_eps", "/s")
+    row("ingest: batch POST p99", "ingest_batch_p99", " ms")
+    row("reconnect storm: all resumed after", "storm_s", " s")
+    row("reconnect storm: events lost", "storm_lost", ratio=False)
+    lines += [
+        "",
+        "### Fan-out steps",
+        "",
+        "| target | subscribers | offered ev/s | delivered ev/s | p50 ms | p99 ms | max ms | lost | dup | "
+        "reord | server CPU s | ev per server CPU-s | client CPU s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for peer in present:
+        t = run["targets"].get(peer) or {}
+        steps = list(t.get("fanout") or [])
+        if t.get("latency"):
+            steps = [t["latency"], *steps]
+        for s in steps:
+            lat = s["latency_ms"]
+            lines.append(
+                f"| {peer} | {s['subscribers']:,} | {_fmt(int(s['offered_eps']))} | {_fmt(s['delivered_eps'])} | "
+                f"{_fmt(lat['p50'])} | {_fmt(lat['p99'])} | {_fmt(lat['max'])} | {s['lost']} | {s['dups']} | "
+                f"{s['reordered']} | {s['server_cpu']['total']} | {_fmt(s['events_per_server_cpu_s'])} | "
+                f"{s['client_cpu_s']} |"
+            )
+    errors = [(p, e) for p in PEERS for e in (run["targets"].get(p) or {}).get("errors", [])]
+    if errors:
+        lines += ["", "### Errors", ""] + [f"- {p} / {e['scenario']}: `{e['error'][:300]}`" for p, e in errors]
+    return "\n".join(lines) + "\n"
+
+
+def chart(run: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    colors = {"herald": "tab:blue", "herald-tuned": "tab:purple", "baseline": "tab:red", "ceiling": "tab:green"}
+    for peer in PEERS:
+        steps = (run["targets"].get(peer) or {}).get("fanout") or []
+        if not steps:
+            continue
+        xs = [s["subscribers"] for s in steps]
+        for q, style in (("p50", "-"), ("p99", "--")):
+            ys = [s["latency_ms"][q] for s in steps]
+            ax1.plot(xs, ys, style, marker="o", color=colors[peer], label=f"{peer} {q}")
+        ax2.plot(xs, [s["delivered_eps"] for s in steps], "-", marker="o", color=colors[peer], label=peer)
+        ax2.plot(xs, [s["offered_eps"] for s in steps], ":", color="grey")
+    p = run["params"]
+    rate = p["fanout_rate"] * p["fanout_batch"]
+    ax1.set(
+        xscale="log",
+        yscale="log",
+        xlabel="subscribers on one deploy",
+        ylabel="producer send → client receive (ms)",
+        title=f"Fan-out latency ({rate:g} events/s, {p['fanout_batch']} per request)",
+    )
+    ax2.set(
+        xscale="log",
+        yscale="log",
+        xlabel="subscribers on one deploy",
+        ylabel="delivered events/s (all clients)",
+        title="Delivered events/s (dotted: offered)",
+    )
+    for ax in (ax1, ax2):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(
+        f"Herald vs tutorial-style baseline vs ceiling — {run['started']}, {run['machine']['cores']} cores", fontsize=10
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def update_docs(doc: Path, md: str) -> None:
+    """Replace the generated block of docs/benchmarks.md (between the markers) with this run's tables."""
+    text = doc.read_text() if doc.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
+    if BEGIN not in text:
+        text += f"\n{BEGIN}\n{END}\n"
+    text = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END), lambda _: f"{BEGIN}\n{md}\n{END}", text, flags=re.S)
+    doc.write_text(text)

@@ -1,0 +1,335 @@
+"""The three systems under test, behind one interface the scenarios use.
+
+- HeraldTarget: the production topology from deploy/ (tests/support/stack.py's Stack) with PostgreSQL.
+- BaselineTarget: the tutorial-style Channels app (bench/peers/baseline), one daphne, its own Redis.
+- CeilingTarget: the bare websockets broadcast server (bench/peers/ceiling), one process per core.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.support.servers import RedisServer, free_port, terminate, wait_for_port
+from tests.support.stack import Stack
+
+from bench import procs
+from bench.pg import Postgres
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV = Path(sys.executable).parent.parent
+
+# The rendered nginx.conf holds 1024 connections per worker (deploy/nginx/nginx.conf.j2 has no variable
+# for it yet); 10,000 sockets through nginx need two descriptors each. Reported to the lead.
+NGINX_WORKER_CONNECTIONS = 32768
+NGINX_RLIMIT_NOFILE = 65536
+
+
+def http_json(
+    port: int, method: str, path: str, body: dict | None = None, headers: dict | None = None, timeout: float = 30
+) -> tuple[int, dict]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        data = json.dumps(body).encode() if body is not None else None
+        conn.request(method, path, body=data, headers={"Content-Type": "application/json", **(headers or {})})
+        response = conn.getresponse()
+        raw = response.read()
+        try:
+            return response.status, json.loads(raw)
+        except ValueError:
+            return response.status, {"raw": raw[:500].decode(errors="replace")}
+    finally:
+        conn.close()
+
+
+class Target:
+    name = "?"
+    ws_port = 0  # where subscribers connect
+    api_port = 0  # where the producer posts
+    ws_headers: dict = {}
+    api_headers: dict = {}
+    settings: dict = {}
+
+    def ws_url(self, deploy_id: int) -> str:
+        return f"ws://127.0.0.1:{self.ws_port}/ws/deploys/{deploy_id}/?after={{after}}"
+
+    def events_path(self, deploy_id: int) -> str:
+        return f"/api/v1/deploys/{deploy_id}/events/"
+
+    def create_deploy(self, label: str) -> tuple[int, int]:
+        status, body = http_json(
+            self.api_port,
+            "POST",
+            "/api/v1/deploys/",
+            {"service": label, "environment": "bench", "version": "v1", "started_by": "bench"},
+            self.api_headers,
+        )
+        if status != 201:
+            raise RuntimeError(f"{self.name}: create deploy → {status} {body}")
+        return body["id"], body["last_seq"]
+
+    def roles(self) -> dict[str, list[int]]:
+        """{role: root pids}; CPU and RSS are summed over each root's process tree."""
+        return {}
+
+    def usage(self) -> dict[str, dict]:
+        return {role: procs.usage(pids) for role, pids in self.roles().items()}
+
+    def restart_ws(self) -> None:
+        raise NotImplementedError
+
+    def capacity_drops(self) -> int:
+        """Lines logged by channels_redis for messages dropped over capacity, so far."""
+        return 0
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+# ---------------------------------------------------------------------------- Herald
+class BenchStack(Stack):
+    """The test stack, with nginx's per-worker connection limit raised after rendering (see above).
+
+    `tuned` also drops `max_fails=1 fail_timeout=2s` from the daphne upstream: a daphne that is slow to
+    finish handshakes (a burst, a storm) is not a dead one, and marking it down turns the burst into
+    "no live upstreams" 502s for everyone (measured; docs/benchmarks.md).
+    """
+
+    patched_nginx = False
+    tuned = False
+
+    def render(self) -> str:
+        out = super().render()
+        conf = self.etc / "nginx/nginx.conf"
+        text = conf.read_text()
+        new = re.sub(r"worker_connections \d+;", f"worker_connections {NGINX_WORKER_CONNECTIONS};", text)
+        new = re.sub(r"worker_rlimit_nofile \d+;", f"worker_rlimit_nofile {NGINX_RLIMIT_NOFILE};", new)
+        if new != text:
+            conf.write_text(new)
+            self.patched_nginx = True
+        if self.tuned:
+            site = self.etc / "nginx/herald-site.conf"
+            site.write_text(
+                re.sub(r"(daphne-\d+\.sock) max_fails=\d+ fail_timeout=\w+;", r"\1 max_fails=0;", site.read_text())
+            )
+        return out
+
+
+class HeraldTarget(Target):
+    name = "herald"
+
+    def __init__(self, daphne: int = 2, uwsgi: int = 2, extra_vars: dict | None = None, tuned: bool = False):
+        self.daphne = daphne
+        self.uwsgi = uwsgi
+        self.tuned = tuned
+        if tuned:
+            self.name = "herald-tuned"
+        self.extra_vars = dict(extra_vars or {})
+        if tuned:
+            # bench/tuning/herald_settings.py: base settings plus the recommended changes.
+            self.extra_vars.setdefault("herald_settings_module", "bench.tuning.herald_settings")
+            self.extra_vars.setdefault("herald_extra_env", {"PYTHONPATH": f"{ROOT / 'app'}:{ROOT}"})
+        self.pg: Postgres | None = None
+        self.stack: BenchStack | None = None
+
+    def start(self) -> HeraldTarget:
+        self.pg = Postgres().start()
+        ev = {
+            "herald_database_url": self.pg.url,
+            "herald_daphne_processes": self.daphne,
+            "herald_uwsgi_processes": self.uwsgi,
+            # Production's ping interval (the test stack stretches it to 120 s).
+            "herald_daphne_ping_interval": 20,
+            # One client address sends everything here; the per-address limit would measure the limiter.
+            "herald_api_rate": "1000000r/s",
+            "herald_api_burst": 1000000,
+            "herald_extra_env": {},
+            **self.extra_vars,
+        }
+        self.stack = BenchStack(daphne_processes=self.daphne, extra_vars=ev)
+        self.stack.tuned = self.tuned
+        self.stack.__enter__()
+        self.ws_port = self.api_port = self.stack.http_port
+        self.ws_headers = self.stack.ws_headers(self.stack.login())
+        token = self.stack.manage("create_token", "--name", "bench").stdout.strip().splitlines()[-1]
+        self.api_headers = {"Authorization": f"Bearer {token}"}
+        self.settings = {
+            "daphne_processes": self.daphne,
+            "uwsgi_processes": self.uwsgi,
+            "nginx_worker_connections_patched": self.stack.patched_nginx,
+            "database": "postgresql",
+            "tuned": self.tuned,
+            **{k: v for k, v in ev.items() if k != "herald_database_url"},
+        }
+        return self
+
+    def stop(self) -> None:
+        if self.stack is not None:
+            self.stack.__exit__(None, None, None)
+            self.stack = None
+        if self.pg is not None:
+            self.pg.stop()
+            self.pg = None
+
+    def roles(self) -> dict[str, list[int]]:
+        programs = self.stack.programs()
+        pick = lambda prefix: [pid for name, (_s, pid) in programs.items() if name.startswith(prefix) and pid]  # noqa: E731
+        return {
+            "daphne": pick("daphne"),
+            "uwsgi": pick("uwsgi"),
+            "celery": pick("worker") + pick("beat"),
+            "nginx": [self.stack.nginx.pid] if self.stack.nginx else [],
+            "redis": [self.stack.redis.proc.pid] if self.stack.redis.proc else [],
+            "postgres": self.pg.pids(),
+        }
+
+    def restart_ws(self) -> None:
+        self.stack.ctl("restart", "daphne:*")
+
+    def capacity_drops(self) -> int:
+        total = 0
+        for path in self.stack.log.glob("*.log"):
+            total += path.read_text(errors="replace").count("over capacity")
+        return total
+
+
+# ---------------------------------------------------------------------------- baseline
+class BaselineTarget(Target):
+    name = "baseline"
+
+    def __init__(self):
+        self.redis = RedisServer(password="bench-baseline")
+        self.proc: subprocess.Popen | None = None
+        self.log = Path(tempfile.mkstemp(prefix="herald-bench-baseline-", suffix=".log")[1])
+
+    def _spawn(self) -> None:
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "bench.peers.baseline.settings",
+            "BASELINE_REDIS_URL": self.redis.url,
+            "PYTHONPATH": str(ROOT),
+        }
+        self.proc = subprocess.Popen(
+            [
+                str(VENV / "bin/daphne"),
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.ws_port),
+                "bench.peers.baseline.app:application",
+            ],
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+            stdout=self.log.open("a"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_for_port(self.ws_port, timeout=60)
+
+    def start(self) -> BaselineTarget:
+        self.redis.start()
+        self.ws_port = self.api_port = free_port()
+        self._spawn()
+        self.settings = {
+            "daphne_processes": 1,
+            "channel_layer": "RedisChannelLayer defaults (capacity 100)",
+            "storage": "none",
+            "replay": "none",
+        }
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            terminate(self.proc)
+            self.proc = None
+        self.redis.close()
+        self.log.unlink(missing_ok=True)
+
+    def roles(self) -> dict[str, list[int]]:
+        return {
+            "daphne": [self.proc.pid] if self.proc else [],
+            "redis": [self.redis.proc.pid] if self.redis.proc else [],
+        }
+
+    def restart_ws(self) -> None:
+        terminate(self.proc, timeout=15)
+        self._spawn()
+
+    def capacity_drops(self) -> int:
+        return self.log.read_text(errors="replace").count("over capacity")
+
+
+# ---------------------------------------------------------------------------- ceiling
+class CeilingTarget(Target):
+    name = "ceiling"
+
+    def __init__(self, workers: int | None = None):
+        self.workers = workers or len(os.sched_getaffinity(0))
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> CeilingTarget:
+        self.ws_port, self.api_port = free_port(), free_port()
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.peers.ceiling.server",
+                "--ws-port",
+                str(self.ws_port),
+                "--http-port",
+                str(self.api_port),
+                "--workers",
+                str(self.workers),
+            ],
+            cwd=ROOT,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.api_port, timeout=30)
+        wait_for_port(self.ws_port, timeout=30)
+        self.settings = {"ws_processes": self.workers, "sequencer": "1 process (HTTP ingest)"}
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                    self.proc.wait()
+            self.proc = None
+
+    def roles(self) -> dict[str, list[int]]:
+        return {"server": [self.proc.pid] if self.proc else []}
+
+    def restart_ws(self) -> None:
+        status, body = http_json(self.api_port, "POST", "/control/drop", {})
+        if status != 200:
+            raise RuntimeError(f"ceiling drop → {status} {body}")
+        time.sleep(0.01)
+
+
+TARGETS = {
+    "herald": HeraldTarget,
+    "herald-tuned": lambda **kw: HeraldTarget(tuned=True, **kw),
+    "baseline": BaselineTarget,
+    "ceiling": CeilingTarget,
+}
