@@ -27,6 +27,9 @@ async def test_redis_restart_mid_deploy_loses_and_duplicates_nothing(herald_stac
     assert follower.final_status == status
     assert_exactly_once(follower, stored)
     await asyncio.to_thread(stack.wait_healthy, 30)
+    # Celery's worker may exit after losing Redis ("Unrecoverable error"); supervisor restarts it.
+    programs = await asyncio.to_thread(stack.wait_programs_running, 90)
+    print(f"after the Redis restart: {programs}")
 
 
 async def test_sigkilled_worker_leaves_the_deploy_interrupted(herald_stack, session_cookie):

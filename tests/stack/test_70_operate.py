@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 
 from websockets.sync.client import connect
+
+from tests.support.stack import ROOT
 
 
 def test_status_reports_every_program_running_and_healthz(herald_stack):
@@ -24,6 +28,28 @@ def test_status_fails_while_a_component_is_stopped(herald_stack):
     finally:
         stack.ctl("start", "beat")
     assert stack.programs()["beat"][0] == "RUNNING"
+
+
+def test_logs_follows_one_programs_log(herald_stack):
+    """`make logs PROGRAM=worker` is tail -F: it never ends by itself, so stop it after a moment."""
+    stack = herald_stack
+    result = stack.run(["timeout", "3", "bash", str(ROOT / "scripts/logs.sh"), "worker"], cwd=ROOT, check=False,
+                       env={**os.environ, "HERALD_RUN_ROOT": str(stack.root)})
+    assert result.returncode == 124, result.stderr  # killed by timeout while following
+    assert "celery" in result.stdout.lower(), result.stdout[-500:]
+
+
+def test_clearing_a_log_frees_its_space_and_logging_continues(herald_stack):
+    """The disk-full procedure: `scripts/ctl.sh clear <program>` empties the file supervisor writes."""
+    stack = herald_stack
+    log = stack.log / "beat.log"
+    assert log.stat().st_size > 0
+    stack.ctl("clear", "beat")
+    assert log.stat().st_size < 200  # beat may already have written its next line
+    deadline = time.monotonic() + 20
+    while log.stat().st_size == 0 and time.monotonic() < deadline:
+        time.sleep(0.5)  # housekeeping is scheduled every second in the stack
+    assert log.stat().st_size > 0, "beat stopped logging after the clear"
 
 
 def test_scale_daphne_to_three_processes(herald_stack, session_cookie):

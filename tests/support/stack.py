@@ -366,7 +366,11 @@ class Stack:
 
     def signal_program(self, name: str, sig: int = signal.SIGKILL) -> int:
         """Send a signal to one supervisor program's process group, as an OOM kill or `kill -9` would."""
-        pid = self.programs()[name][1]
+        deadline = time.monotonic() + 60
+        state, pid = self.programs().get(name, ("?", 0))
+        while (state != "RUNNING" or not pid) and time.monotonic() < deadline:
+            time.sleep(0.3)  # e.g. supervisor is restarting it after a crash of its own
+            state, pid = self.programs().get(name, ("?", 0))
         # supervisord puts each child in its own process group; never signal supervisord's own group.
         assert pid and os.getpgid(pid) == pid, f"{name} (pid {pid}) does not lead its process group"
         os.killpg(pid, sig)
