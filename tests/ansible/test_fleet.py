@@ -8,6 +8,7 @@ Every operator command is the runbook's (`make provision|deploy|rollback ENV=tes
 from __future__ import annotations
 
 import re
+import secrets
 import shlex
 import shutil
 from pathlib import Path
@@ -40,7 +41,7 @@ def current_release(host) -> str:
 def uwsgi_release(fleet, host) -> str:
     script = (
         "pid=$(/srv/herald/current/.venv/bin/supervisorctl -c /etc/herald/supervisor/supervisord.conf pid uwsgi);"
-        " readlink /proc/$pid/cwd"
+        " runuser -u herald -- readlink /proc/$pid/cwd"
     )
     cwd = host.sh(script).stdout.strip()  # /srv/herald/releases/<version>/app
     return cwd.split("/")[-2]
@@ -88,8 +89,9 @@ def test_deploy_b_under_load_loses_nothing_and_reports_itself(fleet):
     app1, app2 = fleet.app_hosts()
     token = manage(app1, "create_token", "--name", "fleet-test").strip().splitlines()[-1]
     session = manage(app1, "shell", "-c", SESSION_SCRIPT).strip().splitlines()[-1]
-    status, watched = request(app2.https_port, "/api/v1/deploys/", "POST", {
-        "service": "fleet-watched", "environment": "test", "version": "w1", "started_by": "fleet test"}, token=token)
+    watched_deploy = {"service": "fleet-watched", "environment": f"test-{secrets.token_hex(3)}", "version": "w1",
+                      "started_by": "fleet test"}
+    status, watched = request(app2.https_port, "/api/v1/deploys/", "POST", watched_deploy, token=token)
     assert status == 201, watched
 
     loop = RequestLoop([app1.https_port, app2.https_port])
@@ -105,7 +107,9 @@ def test_deploy_b_under_load_loses_nothing_and_reports_itself(fleet):
                       + app2.sh("cat /etc/ssl/herald/fullchain.pem").stdout)
     try:
         out = fleet.make("deploy", "VERSION=B", HERALD_URL=f"https://127.0.0.1:{app2.https_port}",
-                         HERALD_TOKEN=token, SSL_CERT_FILE=str(bundle)).stdout
+                         HERALD_TOKEN=token, SSL_CERT_FILE=str(bundle),
+                         # Two cores shared by three hosts and the load: give the last events time.
+                         HERALD_REPORT_FLUSH_SECONDS="120").stdout
     finally:
         loop.stop.set()
         producer.stop.set()

@@ -29,7 +29,8 @@ notes:
   - "Environment: HERALD_URL (https://herald.example.com), HERALD_TOKEN (a token with deploys:write),
     HERALD_REPORT_SERVICE (default herald), HERALD_REPORT_ENVIRONMENT (default: the inventory directory's
     name), HERALD_REPORT_VERSION (default: the herald_version extra var, else the playbook name),
-    HERALD_REPORT_TIMEOUT (seconds per HTTP call, default 2), HERALD_REPORT_FLUSH_SECONDS (the most the
+    HERALD_REPORT_TIMEOUT (seconds per HTTP call, default 10; calls run in a background thread),
+    HERALD_REPORT_FLUSH_SECONDS (the most the
     run waits at its end for the last events, default 5), HERALD_REPORT_BUFFER (events held while
     Herald is slow, default 5000; beyond that events are dropped and counted)."
 """
@@ -68,6 +69,7 @@ class Reporter:
         self.deploy_url = ""
         self.failed = ""
         self.dropped = 0
+        self.final_status = ""  # set once Herald has taken the finish call
         self.finished = threading.Event()
         self.thread = threading.Thread(target=self._run, name="herald-report", daemon=True)
         self.thread.start()
@@ -105,15 +107,18 @@ class Reporter:
                 return
             self.deploy_id = reply.data.get("id")
             self.deploy_url = reply.data.get("url", "")
+            held = None  # an item taken while filling a batch, handled next (order is kept)
             while True:
-                item = self.queue.get()
+                item, held = (held, None) if held is not None else (self.queue.get(), None)
                 if item is _STOP:
                     return
                 if self.failed:
                     continue
                 if item[0] == "finish":
                     reply = self.client.finish(self.deploy_id, item[1], item[2])
-                    if not reply.ok:
+                    if reply.ok:
+                        self.final_status = item[1]
+                    else:
                         self._fail(reply.message)
                     continue
                 batch = [item]
@@ -124,7 +129,7 @@ class Reporter:
                     except queue.Empty:
                         break
                     if nxt is _STOP or nxt[0] != "event":
-                        self.queue.put(nxt)  # handled on the next turn, after this batch
+                        held = nxt
                         break
                     batch.append(nxt)
                 reply = self.client.events(self.deploy_id, [event for _, event in batch])
@@ -207,7 +212,7 @@ class CallbackModule(CallbackBase):
             version = os.environ.get("HERALD_REPORT_VERSION") or str(
                 variables.get("herald_version") or self.playbook_name or "playbook")
             user = os.environ.get("USER") or "ansible"
-            client = HeraldClient(self.url, self.token, timeout=float(os.environ.get("HERALD_REPORT_TIMEOUT", 2)),
+            client = HeraldClient(self.url, self.token, timeout=float(os.environ.get("HERALD_REPORT_TIMEOUT", 10)),
                                   retries=1)
             self.reporter = Reporter(
                 client,
@@ -271,7 +276,7 @@ class CallbackModule(CallbackBase):
                 bad.append(host)
         status = "failed" if bad else "succeeded"
         reason = f"failed on {', '.join(bad)}" if bad else ""
-        self.reporter.close(status, reason, wait=float(os.environ.get("HERALD_REPORT_FLUSH_SECONDS", 5)))
-        if self.reporter.deploy_id and not self.reporter.failed:
+        self.reporter.close(status, reason, wait=float(os.environ.get("HERALD_REPORT_FLUSH_SECONDS", 15)))
+        if self.reporter.final_status:
             self._display.display(f"herald: reported as deploy {self.reporter.deploy_id} "
-                                  f"({self.url.rstrip('/')}{self.reporter.deploy_url}), {status}")
+                                  f"({self.url.rstrip('/')}{self.reporter.deploy_url}), {self.reporter.final_status}")
