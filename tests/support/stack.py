@@ -385,9 +385,25 @@ def _cookie(headers: dict, name: str) -> str:
     raise AssertionError(f"no {name} cookie in {headers.get('set-cookie-list')}")
 
 
+_SHARED: dict = {"stack": None, "users": 0}
+
+
 @pytest.fixture(scope="session")
 def herald_stack():
-    """One running stack for the whole session (stack tests, browser tests, benchmarks)."""
-    with Stack() as stack:
+    """One running stack for the whole session (stack tests, browser tests, benchmarks).
+
+    Each test directory's conftest imports this fixture, which pytest then treats as separate
+    session fixtures; the module-level instance keeps it to one stack (a start costs 40–110 s here)."""
+    if _SHARED["stack"] is None:
+        stack = Stack()
+        stack.__enter__()
         print(f"stack up in {stack.timings['start']:.1f} s (prepare {stack.timings['prepare']:.1f} s)")
-        yield stack
+        _SHARED["stack"] = stack
+    _SHARED["users"] += 1
+    try:
+        yield _SHARED["stack"]
+    finally:
+        _SHARED["users"] -= 1
+        if _SHARED["users"] == 0:
+            stack, _SHARED["stack"] = _SHARED["stack"], None
+            stack.__exit__(None, None, None)
