@@ -123,3 +123,20 @@ async def test_client_supplied_forwarded_for_does_not_reach_django(herald_stack,
     assert daphne_lines, "daphne logged no WSCONNECT"
     assert all(spoofed not in line for line in daphne_lines), daphne_lines
     assert daphne_lines[-1].startswith("127.0.0.1"), daphne_lines[-1]
+
+
+def test_login_is_rate_limited_per_address(herald_stack):
+    """A burst beyond limit_req's rate + burst gets 429 from nginx before Django sees it."""
+    stack = herald_stack
+    statuses = [stack.http("GET", "/login/")[0] for _ in range(60)]
+    print(f"login burst: {statuses.count(200)} × 200, {statuses.count(429)} × 429")
+    assert 429 in statuses and statuses[0] == 200, statuses
+    time.sleep(3)  # the 10 r/s budget refills before the next test logs in from the same address
+    assert stack.http("GET", "/login/")[0] == 200
+
+
+def test_bodies_over_the_limit_are_refused_by_nginx(herald_stack):
+    stack = herald_stack
+    status, _, body = stack.http("POST", "/api/v1/deploys/", body=b"x" * (3 * 1024 * 1024),
+                                 headers={"Content-Type": "application/json"})
+    assert status == 413 and "nginx" in body, (status, body[:200])
