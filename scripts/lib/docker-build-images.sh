@@ -12,9 +12,11 @@ set -o errexit -o pipefail -o nounset
 cd "$(dirname "$0")/../.."
 
 ca_dest=deploy/docker/build-ca/build-ca.crt
-rm -f "$ca_dest"
 if [ -n "${HERALD_BUILD_CA:-}" ]; then
-  cp "$HERALD_BUILD_CA" "$ca_dest"
+  # Atomic, so a build running at the same time never sees half a bundle.
+  cp "$HERALD_BUILD_CA" "$ca_dest.$$" && mv -f "$ca_dest.$$" "$ca_dest"
+else
+  rm -f "$ca_dest"
 fi
 # The example file only satisfies the ${...:?} checks; building needs no secret. Values exported in the
 # environment (HERALD_BASE_IMAGE, HERALD_IMAGE_TAG...) win over the file's.
