@@ -106,10 +106,11 @@ def test_deploy_b_under_load_loses_nothing_and_reports_itself(fleet):
     bundle.write_text(Path("/etc/ssl/certs/ca-certificates.crt").read_text()
                       + app2.sh("cat /etc/ssl/herald/fullchain.pem").stdout)
     try:
-        out = fleet.make("deploy", "VERSION=B", HERALD_URL=f"https://127.0.0.1:{app2.https_port}",
-                         HERALD_TOKEN=token, SSL_CERT_FILE=str(bundle),
-                         # Two cores shared by three hosts and the load: give the last events time.
-                         HERALD_REPORT_FLUSH_SECONDS="120").stdout
+        proc = fleet.make("deploy", "VERSION=B", HERALD_URL=f"https://127.0.0.1:{app2.https_port}",
+                          HERALD_TOKEN=token, SSL_CERT_FILE=str(bundle),
+                          # Two cores shared by three hosts and the load: give the last events time.
+                          HERALD_REPORT_FLUSH_SECONDS="120")
+        out = proc.stdout
     finally:
         loop.stop.set()
         producer.stop.set()
@@ -135,7 +136,7 @@ def test_deploy_b_under_load_loses_nothing_and_reports_itself(fleet):
 
     # The callback's report of this run is readable from Herald's API on the fleet itself.
     match = re.search(r"herald: reported as deploy (\d+) .*, succeeded", out)
-    assert match, out[-2000:]
+    assert match, [line for line in proc.stderr.splitlines() if "herald" in line] or out[-2000:]
     status, report = request(app1.https_port, f"/api/v1/deploys/{match[1]}/", token=token)
     assert status == 200
     assert (report["service"], report["environment"], report["version"], report["status"]) == (
