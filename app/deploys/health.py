@@ -16,7 +16,7 @@ def healthz(request):
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         checks["database"] = "ok"
-    except Exception as exc:
+    except Exception as exc:  # any failure is a failed check, reported by name
         checks["database"] = f"error: {exc.__class__.__name__}: {exc}"[:300]
     try:
         herald_redis.client().ping()

@@ -80,10 +80,21 @@ def start_deploy(
         opening.append(NewEvent(STATUS, {"status": Status.RUNNING}))
     deploy = record(deploy.pk, opening).deploy
     if runner == Deploy.Runner.CELERY and enqueue:
-        from .tasks import run_deploy  # the Celery wrapper; imported here to keep this module Celery-free
-
-        transaction.on_commit(lambda: run_deploy.delay(deploy.pk))
+        transaction.on_commit(lambda: _hand_to_runner(deploy.pk))
     return deploy
+
+
+def _hand_to_runner(deploy_id: int) -> None:
+    """Queue the Celery task. If the broker is unreachable the deploy fails at once, with the reason,
+    instead of sitting `queued` forever while it holds the service+environment lock."""
+    from .tasks import run_deploy  # the Celery wrapper; imported here to keep this module Celery-free
+
+    try:
+        run_deploy.delay(deploy_id)
+    except Exception as exc:  # kombu raises several kinds for an unreachable broker
+        reason = f"could not hand the deploy to a worker (is Redis up?): {exc}"[:500]
+        record(deploy_id, [NewEvent(STATUS, {"status": Status.FAILED, "reason": reason})])
+        raise EventError("broker_unavailable", reason, 503) from None
 
 
 def request_cancel(deploy_id: int, by: str) -> Deploy:

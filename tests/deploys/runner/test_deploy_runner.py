@@ -114,3 +114,24 @@ def test_the_lock_names_the_running_deploy():
     with pytest.raises(operations.DeployLocked) as err:
         operations.start_deploy(svc, "production", "v2", enqueue=False)
     assert err.value.active.pk == first.pk and f"#{first.pk}" in err.value.message and "rita" in err.value.message
+
+
+def test_an_unreachable_broker_fails_the_deploy_instead_of_holding_the_lock(settings):
+    from deploys.events import EventError
+    from herald.celery import app
+
+    svc = make_service(("one", ["true"]))
+    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    retries, app.conf.broker_connection_max_retries = app.conf.broker_connection_max_retries, 1
+    try:
+        with pytest.raises(EventError) as err:
+            operations.start_deploy(svc, "production", "v1")
+    finally:
+        app.conf.broker_connection_max_retries = retries
+        app.pool.force_close_all()
+    assert err.value.status == 503 and err.value.code == "broker_unavailable"
+    deploy = Deploy.objects.get(service=svc)
+    assert (
+        deploy.status == "failed" and "is Redis up?" in DeployEvent.objects.filter(deploy=deploy).last().data["reason"]
+    )
+    operations.start_deploy(svc, "production", "v2", enqueue=False)  # the lock is free again

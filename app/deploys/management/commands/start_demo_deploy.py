@@ -11,11 +11,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--environment", default="staging")
-        parser.add_argument("--version", default="v1.0.0")
+        # Not --version: Django already takes that for its own version.
+        parser.add_argument("--release", default="v1.0.0", help="the version string the demo deploys")
 
-    def handle(self, *args, environment, version, **options):
+    def handle(self, *args, environment, release, **options):
         try:
-            deploy = operations.start_deploy("demo", environment, version, started_by="make run")
+            deploy = operations.start_deploy("demo", environment, release, started_by="make run")
         except EventError as exc:
             raise CommandError(exc.message) from None
         self.stdout.write(deploy.get_absolute_url())
