@@ -60,6 +60,7 @@ done
 celery=()
 grep -q '^\[program:beat\]' "$SUPERVISOR_CONF" && celery+=(beat)
 [ "${HERALD_RELOAD_WORKER:-1}" != 0 ] && celery+=(worker)
+grep -q '^\[program:worker-io\]' "$SUPERVISOR_CONF" && celery+=(worker-io)
 # Together: both stop (the worker warm-shuts down), then both start.
 [ ${#celery[@]} -gt 0 ] && ctl restart "${celery[@]}" >&2
 say "reload done"
