@@ -57,6 +57,8 @@ check-deploy: venv ## `manage.py check --deploy` with production settings (needs
 # ---------------------------------------------------------------------------- Single-host bundle
 # The production topology on this machine (nginx → uWSGI + daphne, Celery, redis-server), rendered
 # from deploy/ into ./run; docs/runbook.md says when to use each target.
+# The stack tests also check the systemd unit (systemd-analyze) and a TLS site (openssl for a test cert).
+TEST_PACKAGES += systemd openssl
 run: venv ## Start Herald locally (nginx, uWSGI, daphne ×2, Celery, redis) and a demo deploy; rerun-safe.
 	scripts/lib/ensure-packages.sh $(RUN_PACKAGES)
 	scripts/run.sh
@@ -94,10 +96,10 @@ image: base-image ## Build the app, nginx, redis and postgres images (layers cac
 	HERALD_BASE_IMAGE=$(HERALD_BASE_IMAGE) HERALD_BUILD_CA=$(HERALD_BUILD_CA) COMPOSE="$(COMPOSE)" \
 	  scripts/lib/docker-build-images.sh
 
-staging-config: ## Validate docker-compose.prod.yml with $(STAGING_ENV).
+staging-config: ## Validate docker-compose.prod.yml with .env.staging (STAGING_ENV=file for another).
 	$(STAGING) config --quiet
 
-staging-up: image ## Start the staging stack from $(STAGING_ENV) and wait until it is healthy.
+staging-up: image ## Start the staging stack from .env.staging and wait until it is healthy.
 	@test -f $(STAGING_ENV) || { echo "no $(STAGING_ENV): cp .env.staging.example $(STAGING_ENV) and set its secrets" >&2; exit 1; }
 	$(STAGING) up -d
 	scripts/lib/docker-wait-healthy.sh "$$($(STAGING) ps -q nginx)"

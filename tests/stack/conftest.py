@@ -1,4 +1,4 @@
-"""Fixtures for the stack tests: the running stack (tests/support/stack.py), a logged-in session, and a
+"""Fixtures for the stack tests (the stack itself comes from tests/conftest.py): a logged-in session, and a
 WebSocket left idle from the start of the session so the idle test costs no extra minute."""
 
 from __future__ import annotations
@@ -9,11 +9,9 @@ import time
 import pytest
 from websockets.sync.client import connect
 
-from tests.support.stack import herald_stack  # noqa: F401  (the session fixture, re-exported)
-
 
 @pytest.fixture(scope="session")
-def session_cookie(herald_stack):  # noqa: F811
+def session_cookie(herald_stack):
     return herald_stack.login()
 
 
@@ -30,7 +28,7 @@ class IdleSocket:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def idle_socket(herald_stack, session_cookie):  # noqa: F811
+def idle_socket(herald_stack, session_cookie):
     """Opened as soon as the stack is up; tests/stack/test_40_idle.py checks it is still open."""
     sock = IdleSocket(herald_stack, session_cookie)
     yield sock

@@ -269,7 +269,3 @@ def screenshot(page, name: str) -> Path:
     page.screenshot(path=str(path))
     return path
 
-
-# The production-topology stack (nginx, uWSGI, daphne ×2, Celery under supervisor), shared with the
-# stack tests when they run in the same session.
-from tests.support.stack import herald_stack  # noqa: E402, F401
