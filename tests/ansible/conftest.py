@@ -13,6 +13,8 @@ from .fleet import ROOT, Fleet, run
 
 def _prepare() -> None:
     """Docker engine, then the host image and the release wheelhouse side by side (both cached)."""
+    # ssh: Ansible reaches the hosts the way it reaches real ones.
+    run([str(ROOT / "scripts/lib/ensure-packages.sh"), "openssh-client"], timeout=300)
     run([str(ROOT / "scripts/lib/ensure-dockerd.sh")], timeout=300)
     with ThreadPoolExecutor(2) as pool:
         image = pool.submit(run, [str(ROOT / "scripts/lib/host-image.sh")], timeout=900)
