@@ -84,11 +84,12 @@ COPY --from=builder /tmp/rendered/nginx/nginx/herald-headers.conf /etc/nginx/sni
 COPY --from=builder /var/lib/herald/static/ /var/lib/herald/static/
 COPY deploy/docker/nginx-entrypoint.sh /usr/local/bin/herald-nginx-entrypoint
 COPY deploy/docker/healthcheck.py /usr/local/bin/herald-healthcheck
+# Re-declared: an ARG before the first FROM is visible to FROM lines only.
+ARG BASE_IMAGE
 ARG HERALD_VERSION=0.1.0
 LABEL org.opencontainers.image.title="herald-nginx" \
       org.opencontainers.image.description="nginx in front of Herald (staging), from the deploy/ templates" \
       org.opencontainers.image.version="${HERALD_VERSION}" \
-      org.opencontainers.image.source="https://github.com/herald/herald" \
       org.opencontainers.image.base.name="${BASE_IMAGE}"
 EXPOSE 80 443
 # QUIT is nginx's graceful stop: requests in flight finish, WebSockets close when their request does.
@@ -129,11 +130,12 @@ COPY deploy/supervisor/fatal_listener.py /srv/herald/deploy/supervisor/fatal_lis
 COPY deploy/docker/healthcheck.py /usr/local/bin/herald-healthcheck
 COPY --from=builder /var/lib/herald/static/ /var/lib/herald/static/
 COPY app/ /srv/herald/app/
+# Re-declared: an ARG before the first FROM is visible to FROM lines only.
+ARG BASE_IMAGE
 ARG HERALD_VERSION=0.1.0
 LABEL org.opencontainers.image.title="herald-app" \
       org.opencontainers.image.description="Herald: live deploy notifications (uWSGI, daphne, Celery under supervisord)" \
       org.opencontainers.image.version="${HERALD_VERSION}" \
-      org.opencontainers.image.source="https://github.com/herald/herald" \
       org.opencontainers.image.base.name="${BASE_IMAGE}"
 # Numeric, so a runtime that checks for non-root (Kubernetes runAsNonRoot) can tell without /etc/passwd.
 USER 10001:10001

@@ -14,6 +14,8 @@ RUN install -d /etc/postgresql-common/createcluster.d \
 COPY postgres-entrypoint.sh /usr/local/bin/herald-postgres-entrypoint
 ENV PGDATA=/var/lib/postgresql/data \
     PATH=/usr/lib/postgresql/15/bin:$PATH
+# Re-declared: an ARG before the first FROM is visible to FROM lines only.
+ARG BASE_IMAGE
 ARG HERALD_VERSION=0.1.0
 LABEL org.opencontainers.image.title="herald-postgres" \
       org.opencontainers.image.description="Debian's PostgreSQL 15 for Herald (staging)" \

@@ -10,6 +10,8 @@ RUN herald-apt-install redis-server \
  && install -d -o redis -g redis -m 0750 /var/lib/redis /run/redis
 COPY redis.conf /etc/redis/herald.conf
 COPY redis-entrypoint.sh /usr/local/bin/herald-redis-entrypoint
+# Re-declared: an ARG before the first FROM is visible to FROM lines only.
+ARG BASE_IMAGE
 ARG HERALD_VERSION=0.1.0
 LABEL org.opencontainers.image.title="herald-redis" \
       org.opencontainers.image.description="Debian's redis-server configured for Herald (staging)" \

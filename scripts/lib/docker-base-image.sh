@@ -23,7 +23,7 @@ security_mirror=${HERALD_DEBIAN_SECURITY_MIRROR:-${mirror}-security}
 # so the same Dockerfile works FROM debian:bookworm-slim, and the app image carries no database server.
 base_packages=python3,python3-venv,libpython3.11,ca-certificates
 
-rev=$(docker image inspect --format '{{ index .Config.Labels "herald.image-rev" }}' "$tag" 2>/dev/null || true)
+rev=$(docker image inspect --format '{{ index .Config.Labels "herald.debian-base-rev" }}' "$tag" 2>/dev/null || true)
 if [ "$rev" = "$BASE_IMAGE_REV" ] && [ "${HERALD_BASE_REBUILD:-0}" != 1 ]; then
   echo "$tag is up to date (rev $BASE_IMAGE_REV)"
   exit 0
@@ -61,7 +61,7 @@ rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
 find "$rootfs"/usr/share/doc -type f ! -name copyright -delete
 
 tar -C "$rootfs" -c . | docker import \
-  --change "LABEL herald.image-rev=$BASE_IMAGE_REV" \
+  --change "LABEL herald.debian-base-rev=$BASE_IMAGE_REV" \
   --change 'LABEL org.opencontainers.image.title="Herald Debian base" org.opencontainers.image.base.name="debian:bookworm (debootstrap minbase)"' \
   --change 'ENV LANG=C.UTF-8' \
   --change 'CMD ["/bin/bash"]' - "$tag" >/dev/null

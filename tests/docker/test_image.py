@@ -36,6 +36,7 @@ def test_app_image_has_no_compiler_and_labels(built_images):
     labels = subprocess.run(["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", APP_IMAGE],
                             capture_output=True, text=True, timeout=30).stdout
     assert '"org.opencontainers.image.title":"herald-app"' in labels
+    assert '"org.opencontainers.image.base.name":"herald/debian-base:bookworm"' in labels
 
 
 def test_fatal_program_stops_the_container(built_images):
