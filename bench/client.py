@@ -134,6 +134,8 @@ class Client:
         self.last_event_t = self.last_t = now
         if self.first_t is None:
             self.first_t = now
+        if not sub.live:
+            return  # replayed on (re)connect: checked for loss and order, but not a live latency
         data = ev.get("data") or {}
         line = data.get("line")
         if line and line.startswith("bench t="):
@@ -215,15 +217,14 @@ class Client:
 
     # ------------------------------------------------------------------ commands
     def stats(self, final_seq: int | None) -> dict:
-        lost = 0
-        behind = 0
+        lost = 0  # holes below what a socket has received: skipped for good
+        behind = 0  # events not received yet when the wait ended (a backlog, not a hole)
         for sub in self.subs:
             if not sub.live:
-                continue  # counted as failed or not resumed instead; what it missed is not "lost"
+                continue  # counted as failed or not resumed instead
             lost += len(sub.missing)
             if final_seq is not None and sub.last < final_seq:
-                lost += final_seq - sub.last
-                behind += 1
+                behind += final_seq - sub.last
         live = sum(1 for s in self.subs if s.live)
         resumed = [s.resumed_at for s in self.subs if s.closes and s.live]
         closed = [s for s in self.subs if s.closes]
@@ -309,7 +310,14 @@ class Client:
         try:
             await asyncio.wait_for(self.ready.wait(), timeout=self.ready_timeout)
         except TimeoutError:
-            pass
+            # The ramp window is over: sockets still not subscribed stop trying and count as failed,
+            # so the hold and the later scenarios measure a fixed population.
+            for sub, task in zip(self.subs, tasks, strict=True):
+                if not sub.live and not sub.closes and not sub.dead:
+                    task.cancel()
+                    sub.dead = True
+                    self.failed += 1
+                    self.initial_failed += 1
         emit(
             {
                 "event": "ready",

@@ -21,7 +21,7 @@ def _get(d, *path, default=None):
 
 
 def _clean(step: dict) -> bool:
-    return step.get("lost") == 0 and step.get("dups") == 0 and step.get("reordered") == 0
+    return all(step.get(k, 0) == 0 for k in ("lost", "behind", "dups", "reordered"))
 
 
 def best_fanout(target: dict, clean_only: bool) -> dict | None:
@@ -68,7 +68,7 @@ def figures(run: dict) -> dict[str, dict[str, object]]:
     put("bcast_lost", lambda t: t["connections"]["broadcast"]["lost"])
     put("lat_p50", lambda t: t["latency"]["latency_ms"]["p50"])
     put("lat_p99", lambda t: t["latency"]["latency_ms"]["p99"])
-    put("lat_lost", lambda t: t["latency"]["lost"] + t["latency"]["dups"] + t["latency"]["reordered"])
+    put("lat_lost", lambda t: sum(t["latency"].get(k, 0) for k in ("lost", "behind", "dups", "reordered")))
     put("fan_best_clean", lambda t: (best_fanout(t, True) or {}).get("delivered_eps"))
     put("fan_best_any", lambda t: (best_fanout(t, False) or {}).get("delivered_eps"))
     put("fan_per_cpu", lambda t: (best_fanout(t, False) or {}).get("events_per_server_cpu_s"))
@@ -79,6 +79,7 @@ def figures(run: dict) -> dict[str, dict[str, object]]:
     put("storm_n", lambda t: t["connections"]["storm"]["closed"])
     put("storm_s", lambda t: t["connections"]["storm"]["all_resumed_s"])
     put("storm_lost", lambda t: t["connections"]["storm"]["lost"])
+    put("storm_behind", lambda t: t["connections"]["storm"].get("behind"))
     put("storm_not_resumed", lambda t: t["connections"]["storm"]["not_resumed"])
     return out
 
@@ -146,7 +147,8 @@ def targets(run: dict, variant: str = "herald") -> list[tuple[str, str, str, str
     row(
         f"reconnect storm of {_fmt(h['storm_n'])} subscribers",
         "all resumed ≤ 30 s, 0 lost",
-        f"{_fmt(h['storm_s'])} s, {_fmt(h['storm_not_resumed'])} not resumed, {_fmt(h['storm_lost'])} lost",
+        f"{_fmt(h['storm_s'])} s, {_fmt(h['storm_not_resumed'])} not resumed, {_fmt(h['storm_lost'])} lost, "
+        f"{_fmt(h['storm_behind'])} still undelivered",
         h["storm_s"] <= 30 and h["storm_lost"] == 0 and h["storm_not_resumed"] == 0 and (h["storm_n"] or 0) >= 10000
         if known(h["storm_s"], h["storm_lost"])
         else None,
@@ -214,13 +216,14 @@ def markdown(run: dict) -> str:
     row("ingest: batch POST p99", "ingest_batch_p99", " ms")
     row("reconnect storm: all resumed after", "storm_s", " s")
     row("reconnect storm: events lost", "storm_lost", ratio=False)
+    row("reconnect storm: events still undelivered at the end", "storm_behind", ratio=False)
     lines += [
         "",
         "### Fan-out steps",
         "",
-        "| target | subscribers | offered ev/s | delivered ev/s | p50 ms | p99 ms | max ms | lost | dup | "
-        "reord | server CPU s | ev per server CPU-s | client CPU s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| target | subscribers | offered ev/s | delivered ev/s | p50 ms | p99 ms | max ms | lost | undelivered "
+        "| dup | reord | server CPU s | ev per server CPU-s | client CPU s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for peer in present:
         t = run["targets"].get(peer) or {}
@@ -231,7 +234,8 @@ def markdown(run: dict) -> str:
             lat = s["latency_ms"]
             lines.append(
                 f"| {peer} | {s['subscribers']:,} | {_fmt(int(s['offered_eps']))} | {_fmt(s['delivered_eps'])} | "
-                f"{_fmt(lat['p50'])} | {_fmt(lat['p99'])} | {_fmt(lat['max'])} | {s['lost']} | {s['dups']} | "
+                f"{_fmt(lat['p50'])} | {_fmt(lat['p99'])} | {_fmt(lat['max'])} | {s['lost']} | "
+                f"{s.get('behind', '—')} | {s['dups']} | "
                 f"{s['reordered']} | {s['server_cpu']['total']} | {_fmt(s['events_per_server_cpu_s'])} | "
                 f"{s['client_cpu_s']} |"
             )

@@ -34,7 +34,7 @@ def _producer_cfg(t: Target, deploy_id: int, **kw) -> dict:
 
 
 def _correct(r: dict) -> dict:
-    return {k: r[k] for k in ("lost", "dups", "reordered", "unexpected_closes", "failed")}
+    return {k: r[k] for k in ("lost", "behind", "dups", "reordered", "unexpected_closes", "failed")}
 
 
 def held_broadcast_storm(t: Target, pin: Pinning, p: dict, log) -> dict:
@@ -168,7 +168,8 @@ def fanout(t: Target, pin: Pinning, p: dict, subscribers: int, rate: float, batc
         r = subs.report(pr["last_seq"], timeout=p["drain_s"], stall=p["stall_s"])
         u1 = t.usage()
         cpu = _delta(u0, u1)
-        active = max(r["active_s"], 1e-6)
+        # First to last receive, plus one send interval (n sends span n − 1 intervals).
+        active = max(r["active_s"] + 1 / rate, 1e-6)
         out = {
             "subscribers": subscribers,
             "connected": ready["connected"],

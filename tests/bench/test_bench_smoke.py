@@ -66,7 +66,10 @@ def test_nothing_lost_duplicated_or_reordered(smoke_run, name):
     params = run["params"]
     assert target["connections"]["held"]["live_at_end"] == params["held"]
     for label, step in _steps(target):
-        assert (step["lost"], step["dups"], step["reordered"], step["failed"]) == (0, 0, 0, 0), (label, step)
+        assert (step["lost"], step["behind"], step["dups"], step["reordered"], step["failed"]) == (0, 0, 0, 0, 0), (
+            label,
+            step,
+        )
     for step in [target["latency"], *target["fanout"]]:
         # Every subscriber got every event the producer had accepted.
         assert step["delivered_events"] == step["expected_events"] > 0, step
