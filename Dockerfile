@@ -51,11 +51,10 @@ COPY pyproject.toml uv.lock ./
 RUN /opt/uv/bin/uv sync --locked --no-dev --no-install-project --python /usr/bin/python3.11 --quiet
 
 COPY deploy/ deploy/
-# App configs (profile image) and the nginx site (profile compose), then the container transport edits.
+# App configs (profile image) and the nginx site (profile compose): the production templates, with the
+# variables that put uWSGI/daphne on TCP and make nginx resolve the app container per request.
 RUN .venv/bin/python deploy/render.py --profile image --out /tmp/rendered/app --quiet \
- && .venv/bin/python deploy/render.py --profile compose --out /tmp/rendered/nginx --quiet \
- && .venv/bin/python deploy/docker/tcp_transport.py app --out /tmp/rendered/app \
- && .venv/bin/python deploy/docker/tcp_transport.py nginx --out /tmp/rendered/nginx
+ && .venv/bin/python deploy/render.py --profile compose --out /tmp/rendered/nginx --quiet
 
 COPY app/ app/
 # Static files are collected here once; the app and nginx images both copy the result. The settings
