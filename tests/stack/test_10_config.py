@@ -103,7 +103,8 @@ def test_supervisord_parses_the_rendered_config(profile, tmp_path):
     assert {"uwsgi", "daphne", "worker", "beat", "fatal-watch"} <= set(groups)
     assert len(groups["daphne"].process_configs) == 2
     worker = groups["worker"].process_configs[0]
-    assert worker.stopwaitsecs == 600 and worker.stopasgroup and worker.killasgroup
+    # Warm shutdown: TERM to Celery's main process only (children die on a direct TERM), KILL to the group.
+    assert worker.stopwaitsecs == 600 and not worker.stopasgroup and worker.killasgroup
     if profile == "image":
         assert all(pc.stdout_logfile == "/dev/stdout" and pc.stdout_logfile_maxbytes == 0
                    for g in groups.values() for pc in g.process_configs if g.name != "fatal-watch")
