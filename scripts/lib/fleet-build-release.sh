@@ -31,7 +31,10 @@ mkdir -p "$out"
 cleanup=()
 trap 'rm -rf "${cleanup[@]}"' EXIT
 
-lockhash=$( (cat uv.lock pyproject.toml; echo "$HOST_PYTHON") | sha256sum | cut -c1-12)
+# Named after what the hosts install (the runtime pins and the hosts' Python), so a change to the
+# dev or bench groups does not rebuild it.
+lockhash=$( ("$UV" export --locked --no-dev --no-emit-project --format requirements-txt --quiet; echo "$HOST_PYTHON") \
+  | grep -v '^#' | sha256sum | cut -c1-12)
 wheels_tar="$out/wheels-$lockhash.tar"
 if [ ! -s "$wheels_tar" ]; then
   work=$(mktemp -d "$out/wheels.XXXXXX")
