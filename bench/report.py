@@ -89,6 +89,7 @@ def targets(run: dict, variant: str = "herald") -> list[tuple[str, str, str, str
     f = figures(run)
     h = {k: v.get(variant) for k, v in f.items()}
     n_held = _get(run, "targets", variant, "connections", "subscribers")
+    n_live = _get(run, "targets", variant, "connections", "ramp", "connected")
     hold = _get(run, "targets", variant, "connections", "held", "hold_s")
     lat_n = run["params"]["latency_subscribers"]
     lat_rate = run["params"]["latency_rate"]
@@ -127,10 +128,10 @@ def targets(run: dict, variant: str = "herald") -> list[tuple[str, str, str, str
         h["lat_p50"] <= 10 and h["lat_p99"] <= 50 and h["lat_lost"] == 0 if known(h["lat_p50"], h["lat_p99"]) else None,
     )
     row(
-        f"one event to {_fmt(n_held)} subscribers, last receiver",
+        f"one event to {_fmt(n_live)} subscribers (of {_fmt(n_held)} asked for), last receiver",
         "p95 ≤ 500 ms",
         _fmt(h["bcast_p95"], " ms"),
-        h["bcast_p95"] <= 500 and (n_held or 0) >= 10000 if known(h["bcast_p95"]) else None,
+        h["bcast_p95"] <= 500 and (n_live or 0) >= 10000 if known(h["bcast_p95"]) else None,
     )
     row(
         "ingest: single-event POSTs/s (p99 ≤ 50 ms)",
@@ -149,9 +150,13 @@ def targets(run: dict, variant: str = "herald") -> list[tuple[str, str, str, str
         "all resumed ≤ 30 s, 0 lost",
         f"{_fmt(h['storm_s'])} s, {_fmt(h['storm_not_resumed'])} not resumed, {_fmt(h['storm_lost'])} lost, "
         f"{_fmt(h['storm_behind'])} still undelivered",
-        h["storm_s"] <= 30 and h["storm_lost"] == 0 and h["storm_not_resumed"] == 0 and (h["storm_n"] or 0) >= 10000
-        if known(h["storm_s"], h["storm_lost"])
-        else None,
+        False
+        if (h["storm_not_resumed"] or 0) > 0
+        else (
+            h["storm_s"] <= 30 and h["storm_lost"] == 0 and (h["storm_n"] or 0) >= 10000
+            if known(h["storm_s"], h["storm_lost"])
+            else None
+        ),
     )
     fb, fc = f["fan_best_any"].get("baseline"), f["fan_best_any"].get("ceiling")
     hc = h["fan_best_clean"]

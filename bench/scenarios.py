@@ -111,7 +111,10 @@ def held_broadcast_storm(t: Target, pin: Pinning, p: dict, log) -> dict:
             "client_cpu_s": round(r["client_cpu_s"], 2),
         }
         last = pr["last_seq"] or last
-        log(f"  {t.name}: broadcast to {n}: last receiver p95 {out['broadcast']['last_receiver_ms']['p95']} ms")
+        log(
+            f"  {t.name}: broadcast to {ready['connected']}: "
+            f"last receiver p95 {out['broadcast']['last_receiver_ms']['p95']} ms"
+        )
 
         # Scenario 5: restart every WebSocket process while a deploy is producing.
         subs.mark()
