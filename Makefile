@@ -37,7 +37,7 @@ venv: $(VENV)/.synced ## Create .venv from uv.lock (dev tools included).
 # ---------------------------------------------------------------------------- Tests
 test: venv ## Run every test (installs what it needs); CI runs exactly this.
 	scripts/lib/ensure-packages.sh $(TEST_PACKAGES)
-	$(VENV)/bin/ruff check app tests
+	$(VENV)/bin/ruff check app tests bench
 	$(VENV)/bin/ruff format --check app/deploys app/herald app/herald_cli tests/deploys
 	$(MAKE) --no-print-directory check-deploy
 	@# The Django tests run on PostgreSQL, production's database, in a throwaway cluster.
@@ -46,7 +46,7 @@ test: venv ## Run every test (installs what it needs); CI runs exactly this.
 	  HERALD_TEST_DATABASE_URL="$$url" $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: venv ## Static checks only.
-	$(VENV)/bin/ruff check app tests
+	$(VENV)/bin/ruff check app tests bench
 
 check-deploy: venv ## `manage.py check --deploy` with production settings (needs no real secrets).
 	cd app && DJANGO_SETTINGS_MODULE=herald.settings.production \
