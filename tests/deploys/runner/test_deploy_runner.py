@@ -128,7 +128,11 @@ def test_an_unreachable_broker_fails_the_deploy_instead_of_holding_the_lock(sett
             operations.start_deploy(svc, "production", "v1")
     finally:
         app.conf.broker_connection_max_retries = retries
+        # The producer pool was built for the dead URL: close it AND drop it, so the next task published
+        # in this process gets a fresh pool for the real broker (a closed pool raises on every acquire).
         app.pool.force_close_all()
+        app._pool = None
+        app.amqp._producer_pool = None  # built on the closed pool; Celery rebuilds it on next use
     assert err.value.status == 503 and err.value.code == "broker_unavailable"
     deploy = Deploy.objects.get(service=svc)
     assert (
