@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Container health checks for Herald's images (docker HEALTHCHECK and docker-compose.prod.yml).
 
-Copied by: the Dockerfile into the app and nginx images as /usr/local/bin/herald-healthcheck.
+Installed by: the Dockerfile into the app and nginx images as /usr/local/bin/herald-healthcheck.
 Run by: the Docker engine every few seconds; exit 0 = healthy, anything else = unhealthy, with one line
 saying what failed (`docker inspect --format '{{json .State.Health}}' <container>` shows it).
 

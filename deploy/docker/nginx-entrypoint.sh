@@ -1,6 +1,6 @@
 #!/bin/bash
 # Entry point of the nginx image (Dockerfile, target nginx); runs as root, then becomes nginx via exec.
-# Copied by: the Dockerfile to /usr/local/bin/herald-nginx-entrypoint.
+# Installed by: the Dockerfile to /usr/local/bin/herald-nginx-entrypoint.
 #
 # Staging speaks TLS like production. Mount a real pair at /etc/ssl/herald/{fullchain,privkey}.pem, or
 # let this script make a self-signed one on first start; it lives in the `tls` volume, so it survives

@@ -1,4 +1,5 @@
 #!/bin/bash
+# Installed by deploy/docker/postgres.Dockerfile; read by docker as ENTRYPOINT and HEALTHCHECK.
 # Entry point and health check of the postgres image (deploy/docker/postgres.Dockerfile); runs as postgres.
 #   herald-postgres-entrypoint postgres   first start: initdb + role + database; then exec postgres
 #   herald-postgres-entrypoint --health   pg_isready over TCP as the app's role (HEALTHCHECK)

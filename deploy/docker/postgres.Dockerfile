@@ -1,3 +1,4 @@
+# Read by: docker build (docker-compose.prod.yml and `make image` run it).
 # PostgreSQL for Herald's staging stack (docker-compose.prod.yml, service postgres): Debian's
 # postgresql (15), the package production hosts get. Data lives in the postgres-data volume.
 # Build: docker build -f deploy/docker/postgres.Dockerfile deploy/docker   (compose does it; make image too)

@@ -1,4 +1,5 @@
 #!/bin/bash
+# Installed by deploy/docker/redis.Dockerfile; read by docker as ENTRYPOINT and HEALTHCHECK.
 # Entry point and health check of the redis image (deploy/docker/redis.Dockerfile); runs as redis.
 #   herald-redis-entrypoint redis-server /etc/redis/herald.conf   write the password file, then exec
 #   herald-redis-entrypoint --health                               PING with the password (HEALTHCHECK)

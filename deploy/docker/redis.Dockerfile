@@ -1,3 +1,4 @@
+# Read by: docker build (docker-compose.prod.yml and `make image` run it).
 # Redis for Herald's staging stack (docker-compose.prod.yml, service redis): Debian's redis-server,
 # the package production hosts get from the Ansible redis role. Channel layer and Celery broker.
 # Build: docker build -f deploy/docker/redis.Dockerfile deploy/docker   (compose does it; make image too)
