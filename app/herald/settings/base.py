@@ -19,6 +19,9 @@ VAR_DIR = Path(env("HERALD_VAR_DIR", default=str(BASE_DIR.parent / "var")))
 # CORE
 # https://docs.djangoproject.com/en/5.2/ref/settings/#secret-key
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="!!!SET DJANGO_SECRET_KEY!!! (development only)")
+# Keys retired by a rotation still verify sessions and signed values, so rotating logs nobody out.
+# https://docs.djangoproject.com/en/5.2/ref/settings/#secret-key-fallbacks
+SECRET_KEY_FALLBACKS = env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[])
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 # Origins (scheme://host[:port]) trusted for CSRF on HTTPS; e.g. https://herald.example.com
