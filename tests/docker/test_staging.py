@@ -19,6 +19,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from tests.support.aio import run_coroutine
+
 from .conftest import IMAGE_TAG
 
 # Cold builds (debootstrap, uWSGI's compile) on a shared 2-core machine are slow; the layer cache makes
@@ -171,7 +173,7 @@ def test_websocket_without_session_is_not_served(staging):
             except ConnectionClosed:
                 return socket.close_code, frames
 
-    code, frames = asyncio.run(attempt())
+    code, frames = run_coroutine(attempt())
     assert code == 4401
     assert all(frame.get("type") != "hello" for frame in frames)
 
@@ -247,7 +249,7 @@ def test_demo_deploy_reaches_websocket_and_client_resumes_after_app_restart(stag
                     break
         return dropped_at, full
 
-    dropped_at, full = asyncio.run(scenario())
+    dropped_at, full = run_coroutine(scenario())
     seqs = sorted(seen.events)
     assert seqs == list(range(1, seqs[-1] + 1)), f"gaps in seq (dropped at {dropped_at}): {seqs}"
     assert seen.duplicates == 0
