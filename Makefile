@@ -41,9 +41,10 @@ test: venv ## Run every test (installs what it needs); CI runs exactly this.
 	$(VENV)/bin/ruff format --check app/deploys app/herald app/herald_cli tests/deploys
 	$(MAKE) --no-print-directory check-deploy
 	@# The Django tests run on PostgreSQL, production's database, in a throwaway cluster.
+	@# Without PYTEST_ARGS the fleet and Docker suites run beside the rest (scripts/lib/run-tests.sh).
 	pg=$$(mktemp -d)/postgres; url=$$(scripts/lib/test-postgres.sh start "$$pg"); \
 	  trap 'scripts/lib/test-postgres.sh stop "'"$$pg"'"' EXIT; \
-	  HERALD_TEST_DATABASE_URL="$$url" $(VENV)/bin/pytest $(PYTEST_ARGS)
+	  HERALD_TEST_DATABASE_URL="$$url" VENV=$(VENV) scripts/lib/run-tests.sh $(PYTEST_ARGS)
 
 lint: venv ## Static checks only.
 	$(VENV)/bin/ruff check app tests bench
