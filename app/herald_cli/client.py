@@ -3,11 +3,17 @@
 Used by the CLI and by the Ansible callback plugin. Every call has a short timeout; a failure
 returns a Reply with ok=False and a message instead of raising, so a pipeline never fails or waits
 because Herald is down. Retries reuse the batch's Idempotency-Key, so a retried batch is stored once.
+
+HTTPS is verified against the system's CA bundle, or only against `cafile` (default: the HERALD_CA_FILE
+environment variable) when one is given: a Herald behind a self-signed or private-CA certificate is
+trusted without replacing the whole bundle through SSL_CERT_FILE.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -24,11 +30,19 @@ class Reply:
 
 
 class HeraldClient:
-    def __init__(self, url: str, token: str, timeout: float = 3.0, retries: int = 2):
+    def __init__(self, url: str, token: str, timeout: float = 3.0, retries: int = 2, cafile: str | None = None):
         self.base = url.rstrip("/") + "/api/v1"
         self.token = token
         self.timeout = timeout
         self.retries = retries
+        self.cafile = os.environ.get("HERALD_CA_FILE", "") if cafile is None else cafile
+        self.context: ssl.SSLContext | None = None
+        self.setup_error = ""
+        if self.cafile:
+            try:
+                self.context = ssl.create_default_context(cafile=self.cafile)
+            except (OSError, ssl.SSLError) as exc:  # missing or unreadable file: report, never raise
+                self.setup_error = f"cannot use CA file {self.cafile}: {exc}"
 
     def _call(self, method: str, path: str, body: dict | None = None, key: str | None = None) -> Reply:
         headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
@@ -38,11 +52,13 @@ class HeraldClient:
             headers["Content-Type"] = "application/json"
         if key:
             headers["Idempotency-Key"] = key
+        if self.setup_error:
+            return Reply(False, message=self.setup_error)
         last = Reply(False, message="not attempted")
         for attempt in range(self.retries + 1):
             request = urllib.request.Request(self.base + path, data=payload, headers=headers, method=method)
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                with urllib.request.urlopen(request, timeout=self.timeout, context=self.context) as response:
                     return Reply(True, response.status, json.loads(response.read() or b"{}"))
             except urllib.error.HTTPError as exc:
                 try:
