@@ -42,9 +42,29 @@ def tls_herald(tmp_path_factory):
     """An HTTPS stub on a free loopback port with a fresh self-signed certificate for 127.0.0.1."""
     tmp = tmp_path_factory.mktemp("tls")
     cert, key = tmp / "cert.pem", tmp / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=herald-cli-test", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=herald-cli-test",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Ingest)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
@@ -87,15 +107,28 @@ def test_herald_ca_file_is_the_default(tls_herald, monkeypatch):
 def test_a_missing_ca_file_is_a_failed_reply_not_an_exception(tls_herald, tmp_path):
     url, _ = tls_herald
     reply = HeraldClient(url, "hrld_test", timeout=5, retries=0, cafile=str(tmp_path / "absent.pem")).start(
-        "web", "prod", "v1")
+        "web", "prod", "v1"
+    )
     assert not reply.ok and reply.message.startswith(f"cannot use CA file {tmp_path / 'absent.pem'}"), reply
 
 
 def test_the_cli_reads_herald_ca_file(tls_herald):
     url, cert = tls_herald
     env = {**os.environ, "HERALD_URL": url, "HERALD_TOKEN": "hrld_test", "PYTHONPATH": str(APP_DIR)}
-    cmd = [sys.executable, "-m", "herald_cli", "--timeout", "5", "start", "--service", "web", "--env", "prod",
-           "--version", "v1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "herald_cli",
+        "--timeout",
+        "5",
+        "start",
+        "--service",
+        "web",
+        "--env",
+        "prod",
+        "--version",
+        "v1",
+    ]
     trusted = subprocess.run(cmd, env={**env, "HERALD_CA_FILE": cert}, capture_output=True, text=True, timeout=60)
     assert (trusted.returncode, trusted.stdout.strip()) == (0, "42"), trusted.stderr
     env.pop("HERALD_CA_FILE", None)
