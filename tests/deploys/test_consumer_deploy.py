@@ -260,3 +260,65 @@ async def test_watchers_are_announced_on_join_and_leave(engineer, watcher, servi
     assert (await a.recv())["type"] == "pong"
     assert (await a.recv_until("watchers"))["users"] == ["rita"]
     await a.close()
+
+
+async def test_hello_and_the_first_replay_page_take_one_database_trip(engineer, service, monkeypatch):
+    """A resume of fewer than a page of events needs no second read (daphne's one database thread)."""
+    from deploys.consumers import deploy as consumer
+
+    deploy = await external_deploy(service, lines=40)
+
+    def no_second_trip(*args):
+        raise AssertionError("the first page must come with the summary")
+
+    monkeypatch.setattr(consumer, "_events_after", no_second_trip)
+    sock = await Socket.open(f"/ws/deploys/{deploy.pk}/?after=5", engineer)
+    assert (await sock.recv())["type"] == "hello"
+    assert [e["seq"] for e in (await sock.recv())["events"]] == list(range(6, 43))
+    assert await sock.recv() == {"type": "live", "last_seq": 42}
+    await sock.close()
+
+
+async def test_a_refused_resume_leaves_the_group_it_joined(engineer, service):
+    """The socket joins before it reads (join-before-replay), so a refusal must leave again."""
+    from deploys import redis as herald_redis
+
+    deploy = await external_deploy(service)
+    sock = await Socket.open(f"/ws/deploys/{deploy.pk}/?after=9", engineer)
+    assert (await sock.recv())["code"] == "resume_beyond_end"
+    assert await sock.expect_close() == 4416
+    members = await sync_to_async(herald_redis.client().zcard)(f"herald:asgi:group:deploy.{deploy.pk}")
+    assert members == 0
+    await sync_to_async(record)(deploy.pk, [NewEvent("log", {"line": "nobody is listening"})])
+
+
+async def test_a_live_frame_is_encoded_once_per_process_and_only_for_its_deploy(engineer, watcher, service):
+    """Two sockets on a deploy get the same frame text, encoded once; another deploy's batch with the
+    same seq range gets its own frame."""
+    from deploys.consumers import deploy as consumer
+
+    one = await external_deploy(service)
+    two = await sync_to_async(operations.start_deploy)(
+        service, "staging", "v2", started_by="ci", runner=Deploy.Runner.EXTERNAL
+    )
+    assert (one.last_seq, two.last_seq) == (2, 2)  # so both batches below are seq 3..3
+    a = await Socket.open(f"/ws/deploys/{one.pk}/", engineer)
+    b = await Socket.open(f"/ws/deploys/{one.pk}/", watcher)
+    c = await Socket.open(f"/ws/deploys/{two.pk}/", watcher)
+    for sock in (a, b, c):
+        await sock.recv_until("live")
+    await sync_to_async(record)(one.pk, [NewEvent("log", {"line": "to one"})])
+    await sync_to_async(record)(two.pk, [NewEvent("log", {"line": "to two"})])
+    texts = []
+    for sock in (a, b):
+        while True:
+            text = await sock.comm.receive_from(timeout=5)
+            if '"type":"events"' in text:
+                texts.append(text)
+                break
+    assert texts[0] is texts[1]  # the very same string object: encoded once in this process
+    assert '"to one"' in texts[0]
+    assert [e["data"]["line"] for e in (await c.recv_until("events"))["events"]] == ["to two"]
+    assert sum(1 for key in consumer._FRAMES if key[0] == one.pk and key[-1] == "events") == 1
+    for sock in (a, b, c):
+        await sock.close()

@@ -12,6 +12,13 @@ import environ
 BASE_DIR = Path(__file__).resolve().parent.parent.parent  # app/
 env = environ.Env()
 
+# herald.env names itself here (hosts, make run). supervisord's programs inherit the environment it
+# started with, so re-reading the file at each process start is what lets `make reload` (uWSGI workers
+# import settings after fork: lazy-apps; daphne and Celery restart) apply a changed file, a rotated
+# secret included, without stopping Herald. The image has no herald.env; its environment is final.
+if HERALD_ENV_FILE := env("HERALD_ENV_FILE", default=""):
+    environ.Env.read_env(HERALD_ENV_FILE, overwrite=True)
+
 # Where mutable state lives for a local run (SQLite file, media). Production points it at /var/lib/herald.
 VAR_DIR = Path(env("HERALD_VAR_DIR", default=str(BASE_DIR.parent / "var")))
 
@@ -79,9 +86,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # instead of failing with "database is locked" when a read transaction upgrades to a write.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
 else:
-    # Keep connections between requests; health checks drop broken ones.
+    # Keep connections between requests (and between daphne's database_sync_to_async calls).
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # No health checks: with them on, every database_sync_to_async call in daphne (and every uWSGI
+    # request) first pays a `SELECT 1` round trip — ≈ 8 % of a socket's connect cost on daphne's one
+    # database thread (docs/benchmarks.md). A connection PostgreSQL dropped fails one call instead;
+    # Django then discards it (close_old_connections after the error) and the next call reconnects.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # ------------------------------------------------------------------------------
