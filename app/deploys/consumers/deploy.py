@@ -17,6 +17,8 @@ from .base import HeraldConsumer
 from .frames import CLOSE_BAD_REQUEST, CLOSE_NOT_FOUND, CLOSE_RESUME_BEYOND_END, Field, FrameError
 
 PAGE = 1000
+# Join/leave broadcasts go to deploys watched by at most this many sockets (see announce()).
+BROADCAST_WATCHERS_UP_TO = 100
 
 
 # Live frames this process encoded lately, by (deploy, first seq, last seq, last event's ts, kind). Every
@@ -121,8 +123,16 @@ class DeployConsumer(HeraldConsumer):
         )
 
     async def announce(self, frame: dict, include_self: bool = True) -> None:
-        """Tell the group who is watching (rate-limited per deploy); this socket hears it either way."""
-        if await sync_to_async(watchers.may_broadcast, thread_sensitive=False)(self.deploy_id):
+        """Tell the group who is watching (rate-limited per deploy); this socket hears it either way.
+
+        Only small audiences hear every join and leave: a broadcast costs one frame per watcher, so with
+        N watchers joining (a ramp, a reconnect storm) it cost N/2 frames a second — at 3,000 watchers
+        more daphne CPU than the joins themselves (docs/benchmarks.md). Larger audiences converge on
+        each socket's next pong, which always carries the list (docs/protocol.md allows "at most").
+        """
+        if frame["count"] <= BROADCAST_WATCHERS_UP_TO and await sync_to_async(
+            watchers.may_broadcast, thread_sensitive=False
+        )(self.deploy_id):
             await self.channel_layer.group_send(self.group, {"type": "deploy.watchers", "frame": frame})
         elif include_self:
             await self.send_json(frame)
