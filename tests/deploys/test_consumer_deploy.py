@@ -325,8 +325,8 @@ async def test_a_live_frame_is_encoded_once_per_process_and_only_for_its_deploy(
 
 
 async def test_joins_are_not_broadcast_to_a_large_audience(engineer, watcher, service, monkeypatch):
-    """Above BROADCAST_WATCHERS_UP_TO a join is told to the joining socket only; the others learn the
-    list at their next pong."""
+    """Above BROADCAST_WATCHERS_UP_TO sockets of a deploy in this process, a join is told to the joining
+    socket only; the others learn the list at their next pong. Sockets count, not users."""
     from deploys import redis as herald_redis
     from deploys.consumers import deploy as consumer
 
@@ -335,13 +335,17 @@ async def test_joins_are_not_broadcast_to_a_large_audience(engineer, watcher, se
     a = await Socket.open(f"/ws/deploys/{deploy.pk}/", engineer)
     assert (await a.recv_until("watchers"))["users"] == ["rita"]
     await sync_to_async(herald_redis.client().delete)(f"herald:watchers:{deploy.pk}:sent")  # skip the 2 s limit
-    b = await Socket.open(f"/ws/deploys/{deploy.pk}/", watcher)
-    assert (await b.recv_until("watchers"))["users"] == ["rita", "walt"]  # the joiner hears it
+    b = await Socket.open(f"/ws/deploys/{deploy.pk}/", engineer)  # a second tab: still one user
+    assert (await b.recv_until("watchers")) == {"type": "watchers", "count": 1, "users": ["rita"]}
+    await sync_to_async(herald_redis.client().delete)(f"herald:watchers:{deploy.pk}:sent")
+    c = await Socket.open(f"/ws/deploys/{deploy.pk}/", watcher)
+    assert (await c.recv_until("watchers"))["users"] == ["rita", "walt"]  # the joiner hears it
     await sync_to_async(record)(deploy.pk, [NewEvent("log", {"line": "after the join"})])
     frame = await a.recv(watchers=True)  # the next frame a sees is the event, not a watchers broadcast
     assert frame["type"] == "events", frame
     await a.send({"action": "ping"})
     assert (await a.recv())["type"] == "pong"
     assert (await a.recv(watchers=True))["users"] == ["rita", "walt"]
-    for sock in (a, b):
+    for sock in (a, b, c):
         await sock.close()
+    assert consumer._sockets[deploy.pk] == 0

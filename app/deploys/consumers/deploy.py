@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 from urllib.parse import parse_qs
 
@@ -17,8 +18,10 @@ from .base import HeraldConsumer
 from .frames import CLOSE_BAD_REQUEST, CLOSE_NOT_FOUND, CLOSE_RESUME_BEYOND_END, Field, FrameError
 
 PAGE = 1000
-# Join/leave broadcasts go to deploys watched by at most this many sockets (see announce()).
-BROADCAST_WATCHERS_UP_TO = 100
+# Join/leave broadcasts go only to deploys this process holds at most this many sockets of (announce()).
+BROADCAST_WATCHERS_UP_TO = 50
+# Open deploy sockets in this process, per deploy (the watchers frame counts users, not sockets).
+_sockets: collections.Counter = collections.Counter()
 
 
 # Live frames this process encoded lately, by (deploy, first seq, last seq, last event's ts, kind). Every
@@ -100,6 +103,7 @@ class DeployConsumer(HeraldConsumer):
             return
         self.last_sent = after
         self.group = group
+        _sockets[self.deploy_id] += 1
         await self.send_json({"type": "hello", "deploy": summary, "after": after})
         if page:
             await self.send_json({"type": "events", "events": page})
@@ -111,7 +115,10 @@ class DeployConsumer(HeraldConsumer):
 
     async def disconnect(self, code):
         """Called when the socket closes: leave the group and the watcher list."""
-        if getattr(self, "group", None):
+        if self.group:
+            _sockets[self.deploy_id] -= 1
+            if _sockets[self.deploy_id] <= 0:
+                del _sockets[self.deploy_id]
             await self.channel_layer.group_discard(self.group, self.channel_name)
             await self.announce(await self._watch(watchers.gone), include_self=False)
 
@@ -125,12 +132,13 @@ class DeployConsumer(HeraldConsumer):
     async def announce(self, frame: dict, include_self: bool = True) -> None:
         """Tell the group who is watching (rate-limited per deploy); this socket hears it either way.
 
-        Only small audiences hear every join and leave: a broadcast costs one frame per watcher, so with
-        N watchers joining (a ramp, a reconnect storm) it cost N/2 frames a second — at 3,000 watchers
-        more daphne CPU than the joins themselves (docs/benchmarks.md). Larger audiences converge on
-        each socket's next pong, which always carries the list (docs/protocol.md allows "at most").
+        Only small audiences hear every join and leave: a broadcast costs one frame per socket, so with
+        N sockets joining (a ramp, a reconnect storm) it cost N/2 frames a second, more daphne CPU than
+        the joins themselves (docs/benchmarks.md). Where this process alone holds more than
+        BROADCAST_WATCHERS_UP_TO sockets of the deploy, the others learn the list at their next pong,
+        which always carries it (docs/protocol.md promises "at most every 2 s").
         """
-        if frame["count"] <= BROADCAST_WATCHERS_UP_TO and await sync_to_async(
+        if _sockets[self.deploy_id] <= BROADCAST_WATCHERS_UP_TO and await sync_to_async(
             watchers.may_broadcast, thread_sensitive=False
         )(self.deploy_id):
             await self.channel_layer.group_send(self.group, {"type": "deploy.watchers", "frame": frame})
