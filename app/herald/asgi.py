@@ -8,17 +8,17 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "herald.settings.production")
 # Set up Django (apps, models) before anything imports models through the consumers.
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from deploys.routing import websocket_urlpatterns  # noqa: E402
+from herald.ws_auth import session_auth_stack  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         # daphne serves plain HTTP too when run alone (make run's fallback, tests); nginx never sends it.
         "http": django_asgi_app,
         # Origin check first: a page on another site must not open a socket with our session cookie.
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": AllowedHostsOriginValidator(session_auth_stack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -1,0 +1,69 @@
+"""The WebSocket user lookup: sessions stay valid across a secret-key rotation and are never deleted."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.auth.models import User
+from django.contrib.sessions.backends.db import SessionStore
+
+from herald.ws_auth import user_for_session
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# What the consumer's middleware awaits, called from these synchronous tests.
+lookup = async_to_sync(user_for_session)
+
+OLD, NEW, OTHER = "old-key-" + "o" * 50, "new-key-" + "n" * 50, "other-key-" + "x" * 50
+
+
+@pytest.fixture
+def user():
+    return User.objects.create_user("rel-eng", password="pw-not-used-here")
+
+
+def signed_in_session(user, settings, key: str) -> SessionStore:
+    """A saved session like django.contrib.auth.login() leaves, its auth hash made under `key`."""
+    settings.SECRET_KEY = key
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.save()
+    return SessionStore(session_key=session.session_key)  # as the middleware loads it from the cookie
+
+
+def test_a_session_hashed_under_the_current_key_is_its_user(user, settings):
+    session = signed_in_session(user, settings, NEW)
+    assert (lookup(session)).pk == user.pk
+
+
+def test_a_session_hashed_under_a_fallback_key_is_still_its_user_and_is_left_alone(user, settings):
+    session = signed_in_session(user, settings, OLD)
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = NEW, [OLD]
+    assert (lookup(session)).pk == user.pk
+    stored = SessionStore(session_key=session.session_key)
+    assert stored.exists(session.session_key)  # same key: the browser's cookie stays good
+    assert stored.load()[HASH_SESSION_KEY] == session[HASH_SESSION_KEY]
+
+
+def test_a_session_hashed_under_a_retired_key_is_anonymous_but_not_deleted(user, settings):
+    session = signed_in_session(user, settings, OTHER)
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = NEW, [OLD]
+    assert (lookup(session)).is_anonymous
+    assert SessionStore().exists(session.session_key)
+
+
+def test_a_changed_password_ends_the_session(user, settings):
+    session = signed_in_session(user, settings, NEW)
+    user.set_password("a new password")
+    user.save()
+    assert (lookup(session)).is_anonymous
+
+
+def test_an_empty_or_foreign_session_is_anonymous(user, settings):
+    assert (lookup(SessionStore())).is_anonymous
+    session = signed_in_session(user, settings, NEW)
+    session[BACKEND_SESSION_KEY] = "somewhere.else.Backend"
+    assert (lookup(session)).is_anonymous
