@@ -18,7 +18,7 @@ RUN_PACKAGES := redis-server nginx
 TEST_PACKAGES := $(RUN_PACKAGES) chromium postgresql
 
 .PHONY: help venv test lint check-deploy
-.PHONY: run stop status logs reload
+.PHONY: run stop status logs reload rotate-secret
 
 help: ## List the targets.
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -38,7 +38,7 @@ venv: $(VENV)/.synced ## Create .venv from uv.lock (dev tools included).
 test: venv ## Run every test (installs what it needs); CI runs exactly this.
 	scripts/lib/ensure-packages.sh $(TEST_PACKAGES)
 	$(VENV)/bin/ruff check app tests bench
-	$(VENV)/bin/ruff format --check app/deploys app/herald app/herald_cli tests/deploys
+	$(VENV)/bin/ruff format --check app/deploys app/herald app/herald_cli tests/deploys tests/herald tests/scripts
 	$(MAKE) --no-print-directory check-deploy
 	@# The Django tests run on PostgreSQL, production's database, in a throwaway cluster.
 	@# Without PYTEST_ARGS the fleet and Docker suites run beside the rest (scripts/lib/run-tests.sh).
@@ -75,6 +75,9 @@ logs: ## Follow the local run's logs (PROGRAM=worker for one program).
 
 reload: ## Graceful reload: new code and config, no failed request.
 	scripts/reload.sh
+
+rotate-secret: ## Replace a generated secret while serving: SECRET=secret-key|redis-password.
+	scripts/rotate-secret.sh $(SECRET)
 
 # ---------------------------------------------------------------------------- Docker staging
 # docker-compose.prod.yml: production's layout in containers, built FROM Debian without a registry.

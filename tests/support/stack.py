@@ -85,7 +85,57 @@ def parse_env_file(path: Path) -> dict[str, str]:
     return env
 
 
-class Stack:
+class ThroughNginx:
+    """HTTP and WebSocket helpers for a Herald served by nginx on 127.0.0.1:`http_port`; shared by the
+    test stack and by the tests that drive `make run` itself."""
+
+    http_port: int
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def http(self, method: str, path: str, body: bytes | str | None = None, headers: dict | None = None,
+             cookie: str = "", timeout: float = 30) -> tuple[int, dict, str]:
+        """One request through nginx; no redirects followed. Returns (status, lower-case headers, text)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=timeout)
+        try:
+            all_headers = dict(headers or {})
+            if cookie:
+                all_headers["Cookie"] = cookie
+            conn.request(method, path, body=body, headers=all_headers)
+            response = conn.getresponse()
+            raw_headers: dict = {}
+            for key, value in response.getheaders():
+                raw_headers.setdefault(key.lower(), []).append(value)
+            data = response.read().decode(errors="replace")
+            return response.status, {k: ", ".join(v) for k, v in raw_headers.items()} | {
+                "set-cookie-list": raw_headers.get("set-cookie", [])}, data
+        finally:
+            conn.close()
+
+    def login(self, username: str = "stack", password: str = PASSWORD) -> str:
+        """Log in through the real login form (nginx → uWSGI → Django); returns a Cookie header value."""
+        status, headers, page = self.http("GET", "/login/")
+        assert status == 200, (status, page[:500])
+        csrf = _cookie(headers, "csrftoken")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+        form = urllib.parse.urlencode({"username": username, "password": password, "csrfmiddlewaretoken": token})
+        status, headers, body = self.http(
+            "POST", "/login/", body=form, cookie=f"csrftoken={csrf}",
+            headers={"Content-Type": "application/x-www-form-urlencoded", "Origin": self.base_url},
+        )
+        assert status == 302, f"login failed: {status} {body[:500]}"
+        return f"csrftoken={csrf}; sessionid={_cookie(headers, 'sessionid')}"
+
+    def ws_url(self, path: str) -> str:
+        return f"ws://127.0.0.1:{self.http_port}{path}"
+
+    def ws_headers(self, cookie: str) -> dict:
+        return {"Cookie": cookie, "Origin": self.base_url}
+
+
+class Stack(ThroughNginx):
     """One running Herald: call start(), then use the helpers, then stop() (or use `with`)."""
 
     def __init__(self, daphne_processes: int = 2, extra_vars: dict | None = None):
@@ -286,50 +336,6 @@ class Stack:
                 if local_port == self.daphne_port and fields[3] == "01" and fields[9] in inodes:
                     counts[inodes[fields[9]]] += 1
         return counts
-
-    # ------------------------------------------------------------------ HTTP / WebSocket
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    def http(self, method: str, path: str, body: bytes | str | None = None, headers: dict | None = None,
-             cookie: str = "", timeout: float = 30) -> tuple[int, dict, str]:
-        """One request through nginx; no redirects followed. Returns (status, lower-case headers, text)."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=timeout)
-        try:
-            all_headers = dict(headers or {})
-            if cookie:
-                all_headers["Cookie"] = cookie
-            conn.request(method, path, body=body, headers=all_headers)
-            response = conn.getresponse()
-            raw_headers: dict = {}
-            for key, value in response.getheaders():
-                raw_headers.setdefault(key.lower(), []).append(value)
-            data = response.read().decode(errors="replace")
-            return response.status, {k: ", ".join(v) for k, v in raw_headers.items()} | {
-                "set-cookie-list": raw_headers.get("set-cookie", [])}, data
-        finally:
-            conn.close()
-
-    def login(self, username: str = "stack", password: str = PASSWORD) -> str:
-        """Log in through the real login form (nginx → uWSGI → Django); returns a Cookie header value."""
-        status, headers, page = self.http("GET", "/login/")
-        assert status == 200, (status, page[:500])
-        csrf = _cookie(headers, "csrftoken")
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-        form = urllib.parse.urlencode({"username": username, "password": password, "csrfmiddlewaretoken": token})
-        status, headers, body = self.http(
-            "POST", "/login/", body=form, cookie=f"csrftoken={csrf}",
-            headers={"Content-Type": "application/x-www-form-urlencoded", "Origin": self.base_url},
-        )
-        assert status == 302, f"login failed: {status} {body[:500]}"
-        return f"csrftoken={csrf}; sessionid={_cookie(headers, 'sessionid')}"
-
-    def ws_url(self, path: str) -> str:
-        return f"ws://127.0.0.1:{self.http_port}{path}"
-
-    def ws_headers(self, cookie: str) -> dict:
-        return {"Cookie": cookie, "Origin": self.base_url}
 
     # ------------------------------------------------------------------ deploys
     def start_deploy(self, service: str, environment: str = "staging") -> int:
