@@ -15,6 +15,7 @@ the command's own status). Pass --strict to exit 2 instead when Herald cannot be
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import subprocess
 import sys
@@ -25,6 +26,18 @@ from .client import HeraldClient
 
 BATCH_LINES = 500
 BATCH_SECONDS = 0.5
+
+
+def _lines(binary) -> io.TextIOWrapper:
+    """Lines split at line feeds only: Python's universal newlines would make every carriage-return
+    redraw of a progress bar a log line of its own."""
+    return io.TextIOWrapper(binary, encoding="utf-8", errors="replace", newline="\n")
+
+
+def _shown(raw: str) -> str:
+    """A line as a terminal ends up showing it: what follows its last carriage return (the runner's
+    rule too, deploys/runner/process.py)."""
+    return raw.rstrip("\n").rstrip("\r").rpartition("\r")[2]
 
 
 def _warn(args, message: str) -> int:
@@ -81,8 +94,8 @@ def cmd_start(args, client) -> int:
 
 def cmd_log(args, client) -> int:
     sender = LineSender(client, args.deploy)
-    for raw in sys.stdin:
-        line = raw.rstrip("\n")
+    for raw in _lines(sys.stdin.buffer):
+        line = _shown(raw)
         if args.tee:
             print(line, flush=True)
         sender.add(line, args.stream)
@@ -110,14 +123,14 @@ def cmd_run(args, client) -> int:
     if reply is not None and not reply.ok:
         _warn(args, f"could not start the deploy ({reply.message}); running the command anyway")
     sender = LineSender(client, deploy_id) if deploy_id else None
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace")
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def pump(pipe, stream, echo):
-        for raw in pipe:
+        for raw in _lines(pipe):
             echo.write(raw)
             echo.flush()
             if sender:
-                sender.add(raw.rstrip("\n"), stream)
+                sender.add(_shown(raw), stream)
 
     threads = [
         threading.Thread(target=pump, args=(proc.stdout, "stdout", sys.stdout)),

@@ -109,3 +109,33 @@ def test_a_silent_herald_costs_only_the_timeout():
         url = f"http://127.0.0.1:{blackhole.getsockname()[1]}"
         proc = herald("start", "--service", "web", "--env", "prod", "--version", "v1", url=url)
     assert proc.returncode == 0 and "timed out" in proc.stderr
+
+
+def test_progress_bar_redraws_are_stored_as_the_line_a_terminal_shows(live_server, token):
+    url = live_server.url
+    run = herald(
+        "run",
+        "--service",
+        "web",
+        "--env",
+        "staging",
+        "--version",
+        "v2",
+        "--",
+        "bash",
+        "-c",
+        r"printf 'get 10%%\rget 60%%\rget 100%%\n'; printf 'crlf line\r\n' >&2",
+        url=url,
+        token=token,
+    )
+    assert run.returncode == 0, run.stderr
+    started = herald("start", "--service", "web", "--env", "production", "--version", "v3", url=url, token=token)
+    piped = herald("log", "--deploy", started.stdout.strip(), url=url, token=token, stdin="pull 1/3\rpull 3/3\nnext\n")
+    assert piped.returncode == 0, piped.stderr
+
+    def logged(environment):
+        deploy = Deploy.objects.get(environment__slug=environment)
+        return list(DeployEvent.objects.filter(deploy=deploy, kind="log").order_by("seq").values_list("data__line"))
+
+    assert sorted(logged("staging")) == [("crlf line",), ("get 100%",)]
+    assert logged("production") == [("pull 3/3",), ("next",)]

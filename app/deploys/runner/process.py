@@ -123,7 +123,9 @@ def _emit(buffers: dict, stream: str, chunk: bytes, on_line, final: bool = False
     buffers[stream] = rest
     now = time.time()
     for line in lines:
-        on_line(stream, line.decode("utf-8", errors="replace").rstrip("\r"), now)
+        # A progress bar redraws its line after each "\r"; keep what a terminal ends up showing.
+        text = line.decode("utf-8", errors="replace").rstrip("\r").rpartition("\r")[2]
+        on_line(stream, text, now)
 
 
 def _signal_group(pgid: int, sig: int) -> None:

@@ -34,6 +34,13 @@ def test_lines_from_both_streams_and_the_exit_status():
     assert sorted(lines) == [("stderr", "err 1"), ("stdout", "no newline"), ("stdout", "out 1")]
 
 
+def test_a_redrawn_progress_line_keeps_its_last_state():
+    lines, on_line = _collect()
+    code = "import sys; sys.stdout.write('fetch 10%\\rfetch 60%\\rfetch 100%\\r\\nwindows line\\r\\n')"
+    run_step([sys.executable, "-c", code], on_line=on_line, tick=lambda: False, timeout=10)
+    assert lines == [("stdout", "fetch 100%"), ("stdout", "windows line")]
+
+
 def test_a_missing_command_is_reported_not_raised():
     result = run_step(["/nonexistent/deploy.sh"], on_line=lambda *a: None, tick=lambda: False, timeout=5)
     assert result.error.startswith("cannot start '/nonexistent/deploy.sh'") and not result.succeeded
