@@ -28,6 +28,12 @@ def herald(*args, url, token="hrld_x_y", stdin="", check_code=None):
     return proc
 
 
+def herald_run(script: str, *, url: str, token: str, version: str = "v1"):
+    """`herald run` wrapping a bash script, reporting a staging deploy of service web."""
+    argv = ["run", "--service", "web", "--env", "staging", "--version", version, "--", "bash", "-c", script]
+    return herald(*argv, url=url, token=token)
+
+
 @pytest.fixture
 def token():
     return ApiToken.issue("cli-test", ["deploys:write", "deploys:read"])[1]
@@ -51,21 +57,7 @@ def test_start_log_progress_finish_against_a_live_server(live_server, token):
 
 def test_run_wraps_a_command_and_reports_its_exit_status(live_server, token):
     script = "echo out; echo err >&2; exit 3"
-    proc = herald(
-        "run",
-        "--service",
-        "web",
-        "--env",
-        "staging",
-        "--version",
-        "v1",
-        "--",
-        "bash",
-        "-c",
-        script,
-        url=live_server.url,
-        token=token,
-    )
+    proc = herald_run(script, url=live_server.url, token=token)
     assert proc.returncode == 3
     assert proc.stdout == "out\n" and "err\n" in proc.stderr
     deploy = Deploy.objects.get(environment__slug="staging")
@@ -113,20 +105,8 @@ def test_a_silent_herald_costs_only_the_timeout():
 
 def test_progress_bar_redraws_are_stored_as_the_line_a_terminal_shows(live_server, token):
     url = live_server.url
-    run = herald(
-        "run",
-        "--service",
-        "web",
-        "--env",
-        "staging",
-        "--version",
-        "v2",
-        "--",
-        "bash",
-        "-c",
-        r"printf 'get 10%%\rget 60%%\rget 100%%\n'; printf 'crlf line\r\n' >&2",
-        url=url,
-        token=token,
+    run = herald_run(
+        r"printf 'get 10%%\rget 60%%\rget 100%%\n'; printf 'crlf line\r\n' >&2", url=url, token=token, version="v2"
     )
     assert run.returncode == 0, run.stderr
     started = herald("start", "--service", "web", "--env", "production", "--version", "v3", url=url, token=token)
