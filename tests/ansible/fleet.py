@@ -3,6 +3,7 @@
     db1   private network only            Redis + PostgreSQL
     app1  public + private networks       nginx → uWSGI/daphne, Celery (beat here)
     app2  public + private networks       nginx → uWSGI/daphne, Celery
+    app3  like app2, started later by the add-a-host test (Fleet.add_host)
 
 Only SSH (every host) and HTTPS (app hosts) are published, on 127.0.0.1. Ansible reaches the hosts
 through those SSH ports with a key made for this run, exactly as it reaches real hosts. Everything the
@@ -104,14 +105,32 @@ class Fleet:
             self.hosts[host.name] = host
         with ThreadPoolExecutor(len(specs)) as pool:
             list(pool.map(self._wait_ssh, specs))
+        self.secrets = {
+            "vault_herald_secret_key": secrets.token_urlsafe(48),
+            "vault_herald_redis_password": secrets.token_urlsafe(24),
+            "vault_herald_db_password": secrets.token_urlsafe(24),
+        }
         self.write_inventory()
+
+    def add_host(self, name: str, groups: list[str]) -> Host:
+        """One more host from the same image on the fleet's networks, added to the inventory (same
+        secrets): what an operator does before the runbook's add-a-host commands."""
+        host = Host(name, f"{self.run_id}-{name}", groups)
+        self._start_host(host)
+        self._wait_ssh(host)
+        self.hosts[name] = host
+        self.write_inventory()
+        return host
 
     def attach(self) -> None:
         """Use the hosts of an earlier run kept with HERALD_FLEET_KEEP=1 (debugging: set
         HERALD_FLEET_REUSE=<run id>:<work dir>, printed when that run ended); secrets come from its inventory."""
         for host in (Host("db1", f"{self.run_id}-db1", ["redis", "postgresql"]),
                      Host("app1", f"{self.run_id}-app1", ["app"]),
-                     Host("app2", f"{self.run_id}-app2", ["app"])):
+                     Host("app2", f"{self.run_id}-app2", ["app"]),
+                     Host("app3", f"{self.run_id}-app3", ["app"])):
+            if host.name == "app3" and run(["docker", "inspect", host.container], check=False).returncode != 0:
+                continue  # added by test_add_app_host only
             self._inspect(host)
             self.hosts[host.name] = host
         self.started = []  # not ours to remove
@@ -167,11 +186,6 @@ class Fleet:
 
     def write_inventory(self) -> None:
         """ansible/inventories/test/hosts.yml for this run (git-ignored; group_vars are committed)."""
-        self.secrets = {
-            "vault_herald_secret_key": secrets.token_urlsafe(48),
-            "vault_herald_redis_password": secrets.token_urlsafe(24),
-            "vault_herald_db_password": secrets.token_urlsafe(24),
-        }
         lines = ["# Written by tests/ansible/fleet.py for run " + self.run_id, "all:", "  vars:"]
         lines += [f"    {k}: {json.dumps(v)}" for k, v in self.secrets.items()]
         lines += ["  hosts:"]

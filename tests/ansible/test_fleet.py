@@ -11,7 +11,6 @@ import re
 import secrets
 import shlex
 import shutil
-from pathlib import Path
 
 from .client import Producer, RequestLoop, Watcher, request, start
 from .fleet import IMAGE, ROOT, changed_tasks, recap, run
@@ -79,6 +78,11 @@ def test_deploy_release_a(fleet):
         assert current_release(host) == "A"
         assert uwsgi_release(fleet, host) == "A"
         assert healthy(host)
+    # supervisord started under the unit's own system call filter (it allows the chown supervisord does
+    # on its socket); no drop-in changes it.
+    for host in fleet.app_hosts():
+        assert "herald.service.d" not in host.sh("systemctl show --property DropInPaths herald").stdout
+        assert re.search(r"\bchown\b", host.sh("systemctl show --property SystemCallFilter herald").stdout)
     # Exactly one Celery beat in the fleet.
     beats = [h.name for h in fleet.app_hosts() if "beat" in h.sh(
         "/srv/herald/current/.venv/bin/supervisorctl -c /etc/herald/supervisor/supervisord.conf status").stdout]
@@ -101,13 +105,13 @@ def test_deploy_b_under_load_loses_nothing_and_reports_itself(fleet):
     assert watcher.connected.wait(60), watcher.errors
     threads += [start(loop), start(producer)]
 
-    # The callback plugin reports this run to the fleet itself (app2's nginx), trusting its certificate.
-    bundle = fleet.workdir / "ca.pem"
-    bundle.write_text(Path("/etc/ssl/certs/ca-certificates.crt").read_text()
-                      + app2.sh("cat /etc/ssl/herald/fullchain.pem").stdout)
+    # The callback plugin reports this run to the fleet itself (app2's nginx), trusting its self-signed
+    # certificate through HERALD_CA_FILE (the system bundle stays as it is).
+    cafile = fleet.workdir / "app2.pem"
+    cafile.write_text(app2.sh("cat /etc/ssl/herald/fullchain.pem").stdout)
     try:
         proc = fleet.make("deploy", "VERSION=B", HERALD_URL=f"https://127.0.0.1:{app2.https_port}",
-                          HERALD_TOKEN=token, SSL_CERT_FILE=str(bundle),
+                          HERALD_TOKEN=token, HERALD_CA_FILE=str(cafile),
                           # Two cores shared by three hosts and the load: give the last events time.
                           HERALD_REPORT_FLUSH_SECONDS="120")
         out = proc.stdout
@@ -220,6 +224,11 @@ def test_redis_requires_the_acl_user_and_stays_private(fleet):
     assert default_user.startswith("-WRONGPASS")  # the default user is off
     assert herald.split("\t")[:5] == ["+OK", "+PONG", ":7", ":0", ":0"]  # EVAL, DEL, PUBLISH allowed
     assert all(reply.startswith("-NOPERM") for reply in herald.split("\t")[5:])  # CONFIG, FLUSHALL denied
+    # The app logs in as that same ACL user: one REDIS_URL, carrying herald_redis_user.
+    for host in fleet.app_hosts():
+        urls = host.sh("grep '^REDIS_URL=' /etc/herald/herald.env").stdout.splitlines()
+        assert len(urls) == 1, len(urls)
+        assert re.fullmatch(rf"REDIS_URL='?redis://herald:[^@]+@{re.escape(db1.private_ip)}:6379/0'?", urls[0])
 
     # Redis and PostgreSQL listen on loopback and the private address only.
     listeners = db1.sh("ss -Hltn '( sport = :6379 or sport = :5432 )' | awk '{print $4}'").stdout.split()
@@ -239,3 +248,96 @@ def test_redis_requires_the_acl_user_and_stays_private(fleet):
         ports = run(["docker", "port", host.container]).stdout.split("\n")
         assert sorted(p.split(" -> ")[0] for p in ports if p) == ["22/tcp", "443/tcp"]
         assert all("127.0.0.1:" in p for p in ports if p)
+
+
+# ---- Add an app host (docs/runbook.md, "add an app host") -------------------------------------------
+def main_pid(host, unit: str) -> str:
+    """systemd's main PID of a unit: a restart changes it."""
+    return host.sh(f"systemctl show --property MainPID --value {unit}").stdout.strip()
+
+
+def uwsgi_pid(host) -> str:
+    return host.sh("/srv/herald/current/.venv/bin/supervisorctl -c /etc/herald/supervisor/supervisord.conf "
+                   "pid uwsgi").stdout.strip()
+
+
+def psql_select_1(fleet, host):
+    """Log in to Herald's database from `host` as the app does (password, TCP, private address)."""
+    password = shlex.quote(fleet.secrets["vault_herald_db_password"])
+    return host.sh(f"PGPASSWORD={password} PGCONNECT_TIMEOUT=5 psql -h {fleet.hosts['db1'].private_ip}"
+                   " -U herald -d herald -XtAc 'SELECT 1'", check=False)
+
+
+def test_add_an_app_host_with_the_runbook_commands(fleet):
+    db1, app1, app2 = fleet.hosts["db1"], fleet.hosts["app1"], fleet.hosts["app2"]
+    running = current_release(app1)
+    assert current_release(app2) == running
+
+    def untouched_state():
+        apps = {h.name: (current_release(h), main_pid(h, "herald"), uwsgi_pid(h), main_pid(h, "nginx"))
+                for h in (app1, app2)}
+        return apps | {"db1": (main_pid(db1, "redis-server"), main_pid(db1, "postgresql@15-main"))}
+
+    before = untouched_state()
+    app3 = fleet.add_host("app3", ["app"])
+    # Until provision re-renders pg_hba on the database host, PostgreSQL refuses the new address.
+    refused = psql_select_1(fleet, app3)
+    assert refused.returncode != 0 and "no pg_hba.conf entry" in refused.stderr, refused.stderr
+
+    # The runbook: `make provision ENV=…`, then `make deploy ENV=… VERSION=<running> ANSIBLE_ARGS="--limit <host>"`.
+    out = fleet.make("provision").stdout
+    hosts = recap(out)
+    assert set(hosts) == {"db1", "app1", "app2", "app3"}, out[-3000:]
+    assert all(h["failed"] == 0 and h["unreachable"] == 0 for h in hosts.values()), out[-3000:]
+    assert (hosts["app1"]["changed"], hosts["app2"]["changed"]) == (0, 0), changed_tasks(out)
+    db1_changes = [task.split("]")[0] for task in changed_tasks(out) if task.endswith("[db1]")]
+    assert db1_changes == ["TASK [postgresql : Ensure pg_hba.conf allows only local administration and the app hosts.",
+                           "RUNNING HANDLER [postgresql : Reload postgresql."], db1_changes
+    assert psql_select_1(fleet, app3).stdout.strip() == "1"
+
+    out = fleet.make("deploy", f"VERSION={running}", "ANSIBLE_ARGS=--limit app3").stdout
+    hosts = recap(out)
+    assert set(hosts) == {"app3"}, out[-3000:]  # the running hosts were not even contacted
+    assert hosts["app3"]["failed"] == 0, out[-3000:]
+
+    # app3 runs the fleet's release, behind its own nginx, with a working database and Redis.
+    assert current_release(app3) == running
+    assert uwsgi_release(fleet, app3) == running
+    status, health = request(app3.https_port, "/healthz")
+    assert (status, health) == (200, {"status": "ok", "checks": {"database": "ok", "redis": "ok"}})
+    status, page = request(app3.https_port, "/login/", headers={"Accept": "text/html"})
+    assert status == 200 and 'name="csrfmiddlewaretoken"' in page, str(page)[:500]
+    css = re.search(r'href="(/static/web/css/herald[^"]*\.css)"', page)
+    assert css, page[:2000]
+    status, _ = request(app3.https_port, css[1])  # collectstatic ran for this host's release
+    assert status == 200
+    # Still exactly one Celery beat in the fleet, on the first app host.
+    beats = [h.name for h in fleet.app_hosts() if "beat" in h.sh(
+        "/srv/herald/current/.venv/bin/supervisorctl -c /etc/herald/supervisor/supervisord.conf status").stdout]
+    assert beats == ["app1"]
+
+    # One fleet: a deploy created through app3 is watched live on app3 while app1 takes its events
+    # (shared database, and the channel layer through the shared Redis).
+    token = manage(app3, "create_token", "--name", "fleet-app3").strip().splitlines()[-1]
+    session = manage(app3, "shell", "-c", SESSION_SCRIPT).strip().splitlines()[-1]
+    status, deploy = request(app3.https_port, "/api/v1/deploys/", "POST",
+                             {"service": "fleet-app3", "environment": "test", "version": running}, token=token)
+    assert status == 201, deploy
+    watcher = Watcher(app3.https_port, session, deploy["id"], max_seconds=180)
+    thread = start(watcher)
+    assert watcher.connected.wait(60), watcher.errors
+    events = [{"kind": "log", "data": {"line": f"from app1 {i}", "stream": "stdout"}} for i in range(3)]
+    status, _ = request(app1.https_port, f"/api/v1/deploys/{deploy['id']}/events/", "POST", {"events": events},
+                        token=token, headers={"Idempotency-Key": secrets.token_hex(16)})
+    assert status == 202
+    status, _ = request(app1.https_port, f"/api/v1/deploys/{deploy['id']}/finish/", "POST",
+                        {"status": "succeeded"}, token=token)
+    assert status == 200
+    thread.join(120)
+    status, summary = request(app1.https_port, f"/api/v1/deploys/{deploy['id']}/", token=token)
+    assert watcher.finished.is_set(), (watcher.errors[-5:], watcher.seqs)
+    assert watcher.seqs == list(range(1, summary["last_seq"] + 1))
+
+    # Nothing on the running hosts restarted or switched: not herald, uWSGI or nginx on app1/app2,
+    # not Redis or PostgreSQL (pg_hba was reloaded, not restarted).
+    assert untouched_state() == before

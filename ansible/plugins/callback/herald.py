@@ -27,6 +27,8 @@ requirements:
 options: {}
 notes:
   - "Environment: HERALD_URL (https://herald.example.com), HERALD_TOKEN (a token with deploys:write),
+    HERALD_CA_FILE (PEM file of the CA or self-signed certificate to trust for HERALD_URL instead of the
+    system bundle),
     HERALD_REPORT_SERVICE (default herald), HERALD_REPORT_ENVIRONMENT (default: the inventory directory's
     name), HERALD_REPORT_VERSION (default: the herald_version extra var, else the playbook name),
     HERALD_REPORT_TIMEOUT (seconds per HTTP call, default 10; calls run in a background thread),
