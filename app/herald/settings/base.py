@@ -135,22 +135,17 @@ REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 DAPHNE_WEBSOCKET_TIMEOUT = env.int("HERALD_WEBSOCKET_TIMEOUT", default=43200)
 
 # https://github.com/django/channels_redis#configuration
+# RedisPubSubChannelLayer, not RedisChannelLayer: the list-based layer copies a group message into one
+# Redis list per member and runs a receive loop per socket. Same run, same client (docs/benchmarks.md):
+# idle CPU with 1,500 sockets 2.4 % vs 44.8 %, 1.8x the delivered events per server CPU-second in
+# fan-out to 1,000 sockets, 58.6 vs 65.5 KiB per socket. Pub/sub has no capacity or expiry (nothing is
+# dropped on purpose) and no group_expiry (membership lives as long as the process); a message
+# published while a daphne is cut off from Redis is lost, which consumers already repair from the
+# database by seq at the next message or ping.
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {
-            "hosts": [REDIS_URL],
-            "prefix": "herald:asgi",
-            # The default 100 drops messages quietly once a slow socket falls behind; events are
-            # batched (one message per batch, not per line), and consumers fill any gap from the
-            # database by seq, so a larger buffer only buys headroom, never correctness.
-            "capacity": env.int("HERALD_CHANNEL_CAPACITY", default=1000),
-            # Seconds an undelivered message survives; a socket that slow will gap-fill anyway.
-            "expiry": 60,
-            # Must not be lower than daphne's websocket timeout (channels_redis README), or sockets
-            # silently stop receiving group messages after group_expiry seconds.
-            "group_expiry": max(86400, DAPHNE_WEBSOCKET_TIMEOUT),
-        },
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": "herald:asgi"},
     }
 }
 
