@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-PEERS = ("herald", "herald-tuned", "baseline", "ceiling")
+PEERS = ("herald", "herald-pubsub", "baseline", "ceiling")
 BEGIN, END = (
     "<!-- bench:begin (written by `make bench`; edit bench/report.py, not this block) -->",
     "<!-- bench:end -->",
@@ -169,7 +169,7 @@ def markdown(run: dict) -> str:
     m = run["machine"]
     f = figures(run)
     present = [p for p in PEERS if p in run["targets"]]
-    variants = [v for v in ("herald", "herald-tuned") if v in run["targets"]] or ["herald"]
+    variants = [v for v in ("herald", "herald-pubsub") if v in run["targets"]] or ["herald"]
     target_rows = [targets(run, v) for v in variants]
     lines = [
         f"Run {run['started']} → {run['finished']}, profile `{run['profile']}`, commit `{m['git_commit'][:10]}`"
@@ -178,6 +178,11 @@ def markdown(run: dict) -> str:
         f"Python {m['python']}; load average {m['loadavg_at_start'][0]:.1f} at start, "
         f"{run['loadavg_at_end'][0]:.1f} at end. Servers on cores {run['pinning']['server_cores']}, "
         f"load generator on {run['pinning']['load_cores']} (`{run['pinning']['mode']}`)."
+        + "".join(
+            f" {name}: load average {t['loadavg_at_start'][0]:.1f} → {t['loadavg_at_end'][0]:.1f}."
+            for name, t in run["targets"].items()
+            if t.get("loadavg_at_start") and t.get("loadavg_at_end")
+        )
         + (f" Note: {run['note']}" if run.get("note") else ""),
         "Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + ".",
         "",
@@ -257,7 +262,7 @@ def chart(run: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
-    colors = {"herald": "tab:blue", "herald-tuned": "tab:purple", "baseline": "tab:red", "ceiling": "tab:green"}
+    colors = {"herald": "tab:blue", "herald-pubsub": "tab:purple", "baseline": "tab:red", "ceiling": "tab:green"}
     for peer in PEERS:
         steps = (run["targets"].get(peer) or {}).get("fanout") or []
         if not steps:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -26,11 +25,6 @@ from bench.pg import Postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(sys.executable).parent.parent
-
-# The rendered nginx.conf holds 1024 connections per worker (deploy/nginx/nginx.conf.j2 has no variable
-# for it yet); 10,000 sockets through nginx need two descriptors each. Reported to the lead.
-NGINX_WORKER_CONNECTIONS = 32768
-NGINX_RLIMIT_NOFILE = 65536
 
 
 def http_json(
@@ -102,50 +96,22 @@ class Target:
 
 
 # ---------------------------------------------------------------------------- Herald
-class BenchStack(Stack):
-    """The test stack, with nginx's per-worker connection limit raised after rendering (see above).
-
-    `tuned` also drops `max_fails=1 fail_timeout=2s` from the daphne upstream: a daphne that is slow to
-    finish handshakes (a burst, a storm) is not a dead one, and marking it down turns the burst into
-    "no live upstreams" 502s for everyone (measured; docs/benchmarks.md).
-    """
-
-    patched_nginx = False
-    tuned = False
-
-    def render(self) -> str:
-        out = super().render()
-        conf = self.etc / "nginx/nginx.conf"
-        text = conf.read_text()
-        new = re.sub(r"worker_connections \d+;", f"worker_connections {NGINX_WORKER_CONNECTIONS};", text)
-        new = re.sub(r"worker_rlimit_nofile \d+;", f"worker_rlimit_nofile {NGINX_RLIMIT_NOFILE};", new)
-        if new != text:
-            conf.write_text(new)
-            self.patched_nginx = True
-        if self.tuned:
-            site = self.etc / "nginx/herald-site.conf"
-            site.write_text(
-                re.sub(r"(daphne-\d+\.sock) max_fails=\d+ fail_timeout=\w+;", r"\1 max_fails=0;", site.read_text())
-            )
-        return out
-
-
 class HeraldTarget(Target):
     name = "herald"
 
-    def __init__(self, daphne: int = 2, uwsgi: int = 2, extra_vars: dict | None = None, tuned: bool = False):
+    def __init__(self, daphne: int = 2, uwsgi: int = 2, extra_vars: dict | None = None, variant: str = ""):
         self.daphne = daphne
         self.uwsgi = uwsgi
-        self.tuned = tuned
-        if tuned:
-            self.name = "herald-tuned"
+        self.variant = variant
+        if variant:
+            self.name = f"herald-{variant}"
         self.extra_vars = dict(extra_vars or {})
-        if tuned:
-            # bench/tuning/herald_settings.py: base settings plus the recommended changes.
-            self.extra_vars.setdefault("herald_settings_module", "bench.tuning.herald_settings")
+        if variant:
+            # bench/tuning/<variant>_settings.py: Herald's settings with one change under test.
+            self.extra_vars.setdefault("herald_settings_module", f"bench.tuning.{variant}_settings")
             self.extra_vars.setdefault("herald_extra_env", {"PYTHONPATH": f"{ROOT / 'app'}:{ROOT}"})
         self.pg: Postgres | None = None
-        self.stack: BenchStack | None = None
+        self.stack: Stack | None = None
 
     def start(self) -> HeraldTarget:
         self.pg = Postgres().start()
@@ -161,8 +127,7 @@ class HeraldTarget(Target):
             "herald_extra_env": {},
             **self.extra_vars,
         }
-        self.stack = BenchStack(daphne_processes=self.daphne, extra_vars=ev)
-        self.stack.tuned = self.tuned
+        self.stack = Stack(daphne_processes=self.daphne, extra_vars=ev)
         self.stack.__enter__()
         self.ws_port = self.api_port = self.stack.http_port
         self.ws_headers = self.stack.ws_headers(self.stack.login())
@@ -171,9 +136,9 @@ class HeraldTarget(Target):
         self.settings = {
             "daphne_processes": self.daphne,
             "uwsgi_processes": self.uwsgi,
-            "nginx_worker_connections_patched": self.stack.patched_nginx,
-            "database": "postgresql",
-            "tuned": self.tuned,
+            "database": "postgresql (scripts/lib/test-postgres.sh)",
+            "postgresql": Postgres.settings,
+            "variant": self.variant or "as shipped",
             **{k: v for k, v in ev.items() if k != "herald_database_url"},
         }
         return self
@@ -329,7 +294,7 @@ class CeilingTarget(Target):
 
 TARGETS = {
     "herald": HeraldTarget,
-    "herald-tuned": lambda **kw: HeraldTarget(tuned=True, **kw),
+    "herald-pubsub": lambda **kw: HeraldTarget(variant="pubsub", **kw),
     "baseline": BaselineTarget,
     "ceiling": CeilingTarget,
 }
