@@ -316,27 +316,14 @@ def test_add_an_app_host_with_the_runbook_commands(fleet):
         "/srv/herald/current/.venv/bin/supervisorctl -c /etc/herald/supervisor/supervisord.conf status").stdout]
     assert beats == ["app1"]
 
-    # One fleet: a deploy created through app3 is watched live on app3 while app1 takes its events
-    # (shared database, and the channel layer through the shared Redis).
+    # One fleet: a token made on app3 works on app1, and a deploy created through app3 reads back
+    # through app1 (one database).
     token = manage(app3, "create_token", "--name", "fleet-app3").strip().splitlines()[-1]
-    session = manage(app3, "shell", "-c", SESSION_SCRIPT).strip().splitlines()[-1]
     status, deploy = request(app3.https_port, "/api/v1/deploys/", "POST",
                              {"service": "fleet-app3", "environment": "test", "version": running}, token=token)
     assert status == 201, deploy
-    watcher = Watcher(app3.https_port, session, deploy["id"], max_seconds=180)
-    thread = start(watcher)
-    assert watcher.connected.wait(60), watcher.errors
-    events = [{"kind": "log", "data": {"line": f"from app1 {i}", "stream": "stdout"}} for i in range(3)]
-    status, _ = request(app1.https_port, f"/api/v1/deploys/{deploy['id']}/events/", "POST", {"events": events},
-                        token=token, headers={"Idempotency-Key": secrets.token_hex(16)})
-    assert status == 202
-    status, _ = request(app1.https_port, f"/api/v1/deploys/{deploy['id']}/finish/", "POST",
-                        {"status": "succeeded"}, token=token)
-    assert status == 200
-    thread.join(120)
-    status, summary = request(app1.https_port, f"/api/v1/deploys/{deploy['id']}/", token=token)
-    assert watcher.finished.is_set(), (watcher.errors[-5:], watcher.seqs)
-    assert watcher.seqs == list(range(1, summary["last_seq"] + 1))
+    status, seen = request(app1.https_port, f"/api/v1/deploys/{deploy['id']}/", token=token)
+    assert (status, seen["service"], seen["version"]) == (200, "fleet-app3", running), seen
 
     # Nothing on the running hosts restarted or switched: not herald, uWSGI or nginx on app1/app2,
     # not Redis or PostgreSQL (pg_hba was reloaded, not restarted).
