@@ -1,6 +1,7 @@
 """herald: report a deploy's progress to Herald from a shell script or CI job.
 
     export HERALD_URL=https://herald.example.com HERALD_TOKEN=hrld_…
+    export HERALD_CA_FILE=ca.pem   # optional: trust only this CA (a self-signed Herald)
     id=$(python -m herald_cli start --service billing-api --env production --version "$SHA")
     ./deploy.sh 2>&1 | python -m herald_cli log --deploy "$id"
     python -m herald_cli finish --deploy "$id" --status succeeded
