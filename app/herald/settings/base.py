@@ -131,9 +131,6 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # REDIS: one instance is both the channel layer and the Celery broker (maxmemory-policy noeviction).
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 
-# Daphne closes a socket after this many seconds (--websocket_timeout); the browser resumes by seq.
-DAPHNE_WEBSOCKET_TIMEOUT = env.int("HERALD_WEBSOCKET_TIMEOUT", default=43200)
-
 # https://github.com/django/channels_redis#configuration
 # RedisPubSubChannelLayer, not RedisChannelLayer: the list-based layer copies a group message into one
 # Redis list per member and runs a receive loop per socket. Same run, same client (docs/benchmarks.md):
