@@ -14,7 +14,9 @@ set -o errexit -o pipefail -o nounset
 
 ctl_py() { "$VENV/bin/python" "$HERALD_SRC/scripts/lib/herald_ctl.py" "$@"; }
 var() { ctl_py local-var "$LOCAL_VARS" "$1"; }
-running() { supervisord_running; }
+# The new value reaches the programs: a graceful reload (each re-reads herald.env), or only the
+# re-rendered files when Herald is not running (the next start reads them).
+apply() { if supervisord_running; then "$HERALD_SRC/scripts/reload.sh"; else render_local --quiet; fi; }
 
 # One ACL command to the running redis-server, authenticated with $1. The passwords travel in the
 # environment and on stdin, never in argv (which `ps` shows to every user).
@@ -27,7 +29,7 @@ redis_acl() {
 case "${1:-}" in
   secret-key)
     ctl_py rotate "$LOCAL_VARS" secret-key
-    if running; then "$HERALD_SRC/scripts/reload.sh"; else render_local --quiet; fi
+    apply
     say "secret key rotated; the previous key verifies existing sessions until the next rotation"
     ;;
   redis-password)
@@ -36,7 +38,7 @@ case "${1:-}" in
     new=$(var herald_redis_password)
     if pid_alive "$SOCK/redis.pid"; then
       redis_acl "$old" "ACL SETUSER default >$new"  # both accepted from here on
-      if running; then "$HERALD_SRC/scripts/reload.sh"; else render_local --quiet; fi
+      apply
       redis_acl "$new" "ACL SETUSER default <$old"  # every program uses the new one now
     else
       render_local --quiet  # redis.conf carries the new password to the next start

@@ -19,10 +19,11 @@ import yaml
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from tests.stack.wsclient import DeployFollower
+from tests.support.aio import run_coroutine
 from tests.support.servers import free_port
 from tests.support.stack import ROOT, ThroughNginx, parse_env_file
 
-FINISHED = {"succeeded", "failed", "cancelled", "interrupted"}
 pytestmark = pytest.mark.timeout(900)
 
 
@@ -86,18 +87,10 @@ class LocalRun(ThroughNginx):
         )
         return proc.stdout
 
-    def follow(self, path: str, cookie: str, timeout: float = 120) -> list[dict]:
-        """Every event of a deploy socket until the deploy's final status, replay included."""
-        events: list[dict] = []
-        deadline = time.monotonic() + timeout
-        with connect(self.ws_url(path), additional_headers=self.ws_headers(cookie), open_timeout=15) as ws:
-            assert json.loads(ws.recv(timeout=15))["type"] == "hello"
-            while time.monotonic() < deadline:
-                frame = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
-                events.extend(frame.get("events", []))
-                if any(e["kind"] == "status" and e["data"].get("status") in FINISHED for e in events):
-                    return events
-        raise AssertionError(f"{path}: no final status within {timeout}s ({len(events)} events)")
+    def follow(self, deploy_id: int, cookie: str, timeout: float = 120) -> list[dict]:
+        """Every event of a deploy's socket, replay included, until its final status (the stack tests'
+        browser-like follower)."""
+        return run_coroutine(DeployFollower(self, cookie, deploy_id).run(timeout=timeout)).events
 
 
 class Browser:
@@ -202,7 +195,7 @@ def test_make_run_prints_the_url_and_login_and_the_demo_deploy_is_live(local_run
     assert status == 200 and "demo" in page
     # The page's socket, as the browser opens it: replay from 0, then live to the end.
     deploy_id = int(url.group(3).split("/")[2])
-    events = local_run.follow(f"/ws/deploys/{deploy_id}/?after=0", cookie)
+    events = local_run.follow(deploy_id, cookie)
     seqs = [e["seq"] for e in events]
     assert seqs == list(range(1, len(seqs) + 1))
     assert sum(e["kind"] == "log" for e in events) >= 10
@@ -264,7 +257,7 @@ def test_rotating_the_redis_password_refuses_the_old_one_and_deploys_still_flow(
     status, headers, body = browser.request("POST", "/deploys/start/", body=form)
     assert status == 302, (status, body[:500])
     deploy_id = re.search(r"/deploys/(\d+)/$", headers["location"]).group(1)
-    events = local_run.follow(f"/ws/deploys/{deploy_id}/?after=0", browser.cookie)
+    events = local_run.follow(int(deploy_id), browser.cookie)
     assert events[-1]["data"]["status"] == "succeeded"
 
 
