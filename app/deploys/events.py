@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 Kind = DeployEvent.Kind
 MAX_LINE_CHARS = 16_384
 MAX_COMMENT_CHARS = 2_000
+# Choices' `.values` rebuilds a list from the enum on every access; validate() runs once per event.
+KINDS = frozenset(Kind.values)
+STATUSES = frozenset(Status.values)
+STEP_STATES = frozenset(StepState.values)
 
 
 class EventError(Exception):
@@ -69,7 +73,7 @@ def _require(data: dict, name: str, kind_: type | tuple, where: str):
 
 def validate(kind: str, data, where: str = "event") -> dict:
     """Check one event's kind and data against docs/protocol.md; return the normalised data."""
-    if kind not in Kind.values:
+    if kind not in KINDS:
         raise EventError("invalid_field", f"{where}: unknown kind {kind!r}; expected one of {Kind.values}")
     if not isinstance(data, dict):
         raise EventError("invalid_field", f"{where}: 'data' must be an object")
@@ -91,7 +95,7 @@ def validate(kind: str, data, where: str = "event") -> dict:
         index = _require(data, "index", int, where)
         name = _require(data, "name", str, where)[:100]
         state = _require(data, "state", str, where)
-        if state not in StepState.values:
+        if state not in STEP_STATES:
             raise EventError("invalid_field", f"{where}: 'state' must be one of {StepState.values}")
         clean = {"index": index, "name": name, "state": state}
         if data.get("duration_ms") is not None:
@@ -99,7 +103,7 @@ def validate(kind: str, data, where: str = "event") -> dict:
         return clean
     if kind == Kind.STATUS:
         status = _require(data, "status", str, where)
-        if status not in Status.values:
+        if status not in STATUSES:
             raise EventError("invalid_field", f"{where}: 'status' must be one of {Status.values}")
         clean = {"status": status}
         for optional in ("by", "reason"):
