@@ -186,3 +186,28 @@ def test_healthz_names_redis_when_it_is_down(settings):
     assert response.status_code == 503
     checks = response.json()["checks"]
     assert checks["database"] == "ok" and checks["redis"].startswith("error: ConnectionError")
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        [{"kind": "log", "data": {"line": "x"}}],
+        [{"kind": "warp", "data": {}}],  # a bad event: the unknown deploy is still what is reported
+        [{"kind": "progress", "data": {"progress": 101}}],
+    ],
+)
+def test_posting_events_to_an_unknown_deploy_is_a_json_404(events):
+    response = post(Client(), "/api/v1/deploys/424242/events/", {"events": events}, **bearer())
+    assert response.status_code == 404
+    assert response.json()["error"] == {"code": "not_found", "message": "deploy 424242 does not exist"}
+
+
+def test_a_bad_event_for_a_known_deploy_is_still_a_400_and_a_finished_deploy_a_409():
+    client, auth = Client(), bearer()
+    deploy = create(client, auth).json()
+    path = f"/api/v1/deploys/{deploy['id']}/events/"
+    bad = post(client, path, {"events": [{"kind": "progress", "data": {"progress": 101}}]}, **auth)
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_field"
+    post(client, f"/api/v1/deploys/{deploy['id']}/finish/", {"status": "failed"}, **auth)
+    late = post(client, path, {"events": [{"kind": "log", "data": {"line": "late"}}]}, **auth)
+    assert late.status_code == 409 and late.json()["error"]["code"] == "deploy_finished"

@@ -127,8 +127,15 @@ def events(request, caller: Caller, body, deploy_id: int):
             raise ApiError(400, "invalid_field", f"event {i} must be an object")
         batch.append(NewEvent(str(item.get("kind")), item.get("data")))
     key = request.headers.get("Idempotency-Key", "")[:200] or None
-    _deploy(deploy_id)
-    recorded = record(deploy_id, batch, idempotency_key=key)
+    # No lookup of the deploy first: record() locks it anyway and answers not_found (404) for an unknown
+    # one, which saved a query per POST. It validates the batch before locking, though, so when it
+    # refuses a batch, look the deploy up then: an unknown deploy still answers 404 before a bad event.
+    try:
+        recorded = record(deploy_id, batch, idempotency_key=key)
+    except EventError as exc:
+        if exc.status != 404 and not Deploy.objects.filter(pk=deploy_id).exists():
+            raise ApiError(404, "not_found", f"deploy {deploy_id} does not exist") from None
+        raise
     return JsonResponse(
         {"first_seq": recorded.first_seq, "last_seq": recorded.last_seq, "duplicate": recorded.duplicate},
         status=202,
