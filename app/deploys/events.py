@@ -32,6 +32,12 @@ MAX_COMMENT_CHARS = 2_000
 KINDS = frozenset(Kind.values)
 STATUSES = frozenset(Status.values)
 STEP_STATES = frozenset(StepState.values)
+# Kinds whose side effects a dashboard shows (_apply returns True for them): only a batch holding one
+# needs the deploy's steps and a published summary.
+DASHBOARD_KINDS = frozenset({Kind.STATUS, Kind.STEP, Kind.PROGRESS})
+# The deploy columns record() writes: what _apply can change, the numbering and the heartbeat.
+DASHBOARD_FIELDS = ["status", "started_at", "finished_at", "current_step", "progress"]
+SEQ_FIELDS = ["last_seq", "heartbeat_at"]
 
 
 class EventError(Exception):
@@ -134,7 +140,10 @@ def record(deploy_id: int, batch: list[NewEvent], *, idempotency_key: str | None
             seen = IngestBatch.objects.filter(deploy=deploy, key=idempotency_key).first()
             if seen:
                 return Recorded(deploy, [], seen.first_seq, seen.last_seq, duplicate=True)
-        steps = {s.index: s for s in deploy.steps.all()}
+        # Log and comment batches (nearly all ingest traffic) change no step and show nothing new on a
+        # dashboard: they skip loading the steps, writing them and building a summary.
+        dashboard = any(ev.kind in DASHBOARD_KINDS for ev, _ in cleaned)
+        steps = {s.index: s for s in deploy.steps.all()} if dashboard else {}
         rows, notices, dashboard_changed = [], [], False
         for ev, data in cleaned:
             if deploy.status in FINISHED and ev.kind != Kind.COMMENT:
@@ -148,17 +157,20 @@ def record(deploy_id: int, batch: list[NewEvent], *, idempotency_key: str | None
             rows.append(DeployEvent(deploy=deploy, seq=deploy.last_seq, ts=ev.ts or now, kind=ev.kind, data=data))
         if deploy.status not in FINISHED:
             deploy.heartbeat_at = now
-        deploy.save()
-        DeployStep.objects.bulk_create([s for s in steps.values() if s.pk is None])
-        DeployStep.objects.bulk_update(
-            [s for s in steps.values() if s.pk is not None],
-            ["state", "started_at", "finished_at", "duration_ms", "name"],
-        )
+        # Only the columns a batch can change: a full save() would also write back everything else
+        # (cancel_requested_by, …) as this process read it.
+        deploy.save(update_fields=DASHBOARD_FIELDS + SEQ_FIELDS if dashboard else SEQ_FIELDS)
+        if dashboard:
+            DeployStep.objects.bulk_create([s for s in steps.values() if s.pk is None])
+            DeployStep.objects.bulk_update(
+                [s for s in steps.values() if s.pk is not None],
+                ["state", "started_at", "finished_at", "duration_ms", "name"],
+            )
         DeployEvent.objects.bulk_create(rows)
         if idempotency_key:
             IngestBatch.objects.create(deploy=deploy, key=idempotency_key, first_seq=rows[0].seq, last_seq=rows[-1].seq)
         result = Recorded(deploy, rows, rows[0].seq, rows[-1].seq, notices=notices)
-        summary = deploy_summary(deploy, sorted(steps.values(), key=lambda s: s.index))
+        summary = deploy_summary(deploy, sorted(steps.values(), key=lambda s: s.index)) if dashboard_changed else None
         transaction.on_commit(lambda: publisher.publish_batch(deploy.pk, rows, summary, dashboard_changed, notices))
     return result
 

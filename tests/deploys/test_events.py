@@ -125,3 +125,75 @@ def test_the_suite_runs_on_the_database_it_was_given():
 
     expected = "postgresql" if os.environ.get("HERALD_TEST_DATABASE_URL") else "sqlite"
     assert connection.vendor == expected
+
+
+@pytest.fixture
+def published(monkeypatch):
+    """What publish_batch hands the channel layer, one (message, summary, notices) per batch."""
+    from deploys import publisher
+
+    sent = []
+
+    async def capture(deploy_id, message, summary, notices):
+        sent.append((deploy_id, message, summary, notices))
+
+    monkeypatch.setattr(publisher, "_send", capture)
+    return sent
+
+
+def test_a_log_only_batch_is_stored_numbered_and_published_without_a_summary(service, published):
+    deploy = _external(service)
+    record(deploy.pk, [NewEvent("step", {"index": 0, "name": "build", "state": "running"})])
+    before = Deploy.objects.get(pk=deploy.pk)
+    published.clear()
+    recorded = record(deploy.pk, [NewEvent("log", {"line": f"l{i}", "stream": "stderr"}) for i in range(3)])
+    assert (recorded.first_seq, recorded.last_seq) == (4, 6)
+    stored = list(DeployEvent.objects.filter(deploy=deploy, seq__gte=4).order_by("seq"))
+    assert [(e.seq, e.kind, e.data) for e in stored] == [
+        (4 + i, "log", {"line": f"l{i}", "stream": "stderr"}) for i in range(3)
+    ]
+    assert [e.as_wire() for e in recorded.events] == [e.as_wire() for e in stored]
+    [(deploy_id, message, summary, notices)] = published
+    assert deploy_id == deploy.pk and summary is None and notices == []
+    assert (message["first"], message["last"], message["summary"]) == (4, 6, None)
+    assert message["events"] == [e.as_wire() for e in stored]
+    after = Deploy.objects.get(pk=deploy.pk)
+    assert after.last_seq == 6 and after.heartbeat_at >= before.heartbeat_at
+    assert (after.status, after.current_step, after.progress) == ("running", "build", 0)
+    step = after.steps.get()
+    assert (step.state, step.started_at) == ("running", before.steps.get().started_at)
+
+
+def test_a_step_and_status_batch_publishes_the_summary_of_what_was_stored(service, published):
+    from deploys.summary import deploy_summary
+
+    deploy = _external(service)
+    record(deploy.pk, [NewEvent("step", {"index": 1, "name": "migrate", "state": "pending"})])
+    published.clear()
+    record(
+        deploy.pk,
+        [
+            NewEvent("step", {"index": 0, "name": "build", "state": "running"}),
+            NewEvent("progress", {"progress": 40}),
+            NewEvent("log", {"line": "building"}),
+            NewEvent("status", {"status": "failed", "reason": "boom"}),
+        ],
+    )
+    [(_, message, summary, notices)] = published
+    stored = deploy_summary(Deploy.objects.select_related("service", "environment").get(pk=deploy.pk))
+    assert summary == message["summary"] == stored
+    assert [(s["index"], s["state"]) for s in summary["steps"]] == [(0, "cancelled"), (1, "skipped")]
+    assert (summary["status"], summary["progress"], summary["last_seq"]) == ("failed", 40, 7)
+    assert [n["event"] for n in notices] == ["finished"]
+
+
+def test_a_progress_only_batch_publishes_a_summary_with_the_steps(service, published):
+    from deploys.summary import deploy_summary
+
+    deploy = _external(service)
+    record(deploy.pk, [NewEvent("step", {"index": 0, "name": "build", "state": "running"})])
+    published.clear()
+    record(deploy.pk, [NewEvent("progress", {"progress": 55})])
+    [(_, message, summary, _notices)] = published
+    assert summary == message["summary"] == deploy_summary(Deploy.objects.get(pk=deploy.pk))
+    assert summary["progress"] == 55 and [s["name"] for s in summary["steps"]] == ["build"]
