@@ -11,11 +11,13 @@ the database by seq, so an accepted event is never lost.
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from . import publisher
@@ -166,13 +168,37 @@ def record(deploy_id: int, batch: list[NewEvent], *, idempotency_key: str | None
                 [s for s in steps.values() if s.pk is not None],
                 ["state", "started_at", "finished_at", "duration_ms", "name"],
             )
-        DeployEvent.objects.bulk_create(rows)
+        _insert_events(rows)
         if idempotency_key:
             IngestBatch.objects.create(deploy=deploy, key=idempotency_key, first_seq=rows[0].seq, last_seq=rows[-1].seq)
         result = Recorded(deploy, rows, rows[0].seq, rows[-1].seq, notices=notices)
         summary = deploy_summary(deploy, sorted(steps.values(), key=lambda s: s.index)) if dashboard_changed else None
         transaction.on_commit(lambda: publisher.publish_batch(deploy.pk, rows, summary, dashboard_changed, notices))
     return result
+
+
+def _insert_events(rows: list[DeployEvent]) -> None:
+    """Store the batch's rows in the current transaction.
+
+    On PostgreSQL by COPY: bulk_create sends one array per column, and psycopg's pure-Python text
+    array dumper escapes every value with a regex, about a fifth of a 1000-event batch's CPU.
+    """
+    if connection.vendor != "postgresql":
+        DeployEvent.objects.bulk_create(rows)
+        return
+    # cursor.copy() bypasses Django's cursor wrapper: wrap its errors so callers still get Django's
+    # exception classes (DataError, IntegrityError), as from bulk_create.
+    with connection.wrap_database_errors, connection.cursor() as cursor, cursor.copy(_copy_events_sql()) as copy:
+        for row in rows:
+            # json.dumps is what JSONField sends too (no encoder): PostgreSQL parses it into jsonb.
+            copy.write_row((row.deploy_id, row.seq, row.ts, row.kind, json.dumps(row.data)))
+
+
+@functools.cache
+def _copy_events_sql() -> str:
+    meta, quote = DeployEvent._meta, connection.ops.quote_name
+    columns = ", ".join(quote(meta.get_field(name).column) for name in ("deploy", "seq", "ts", "kind", "data"))
+    return f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN"
 
 
 def _apply(deploy: Deploy, steps: dict, kind: str, data: dict, ts: datetime, notices: list) -> bool:

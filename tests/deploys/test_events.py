@@ -197,3 +197,34 @@ def test_a_progress_only_batch_publishes_a_summary_with_the_steps(service, publi
     [(_, message, summary, _notices)] = published
     assert summary == message["summary"] == deploy_summary(Deploy.objects.get(pk=deploy.pk))
     assert summary["progress"] == 55 and [s["name"] for s in summary["steps"]] == ["build"]
+
+
+TRICKY_LINES = ["tab\there", "back\\slash \\N", 'quote " and \\"', "cr\rlf\n", "é ✓ 漢字 🚀", "", "\\.", "a\x01b"]
+
+
+def test_event_data_is_stored_as_jsonb_exactly_as_given(service):
+    deploy = _external(service)
+    batch = [NewEvent("log", {"line": line, "stream": "stderr"}) for line in TRICKY_LINES]
+    batch.append(NewEvent("comment", {"user": "rita", "text": "ok ✓"}))
+    recorded = record(deploy.pk, batch)
+    stored = list(DeployEvent.objects.filter(deploy=deploy, seq__gte=recorded.first_seq).order_by("seq"))
+    assert [e.data for e in stored] == [{"line": line, "stream": "stderr"} for line in TRICKY_LINES] + [
+        {"user": "rita", "text": "ok ✓"}
+    ]
+    assert [e.as_wire() for e in stored] == [e.as_wire() for e in recorded.events]
+    # Stored as jsonb objects (not JSON strings): key lookups match as they would for an ORM insert.
+    for line in TRICKY_LINES:
+        assert DeployEvent.objects.filter(deploy=deploy, kind="log", data__line=line).count() == 1
+    assert DeployEvent.objects.filter(deploy=deploy, data__user="rita").count() == 1
+
+
+def test_data_postgresql_refuses_fails_the_whole_batch_with_a_django_error(service):
+    """jsonb refuses \\u0000 (the suite runs on PostgreSQL, see the last test)."""
+    from django.db import DataError
+
+    deploy = _external(service)
+    with pytest.raises(DataError):
+        record(deploy.pk, [NewEvent("log", {"line": "fine"}), NewEvent("log", {"line": "nul \x00 here"})])
+    assert Deploy.objects.get(pk=deploy.pk).last_seq == 2
+    assert DeployEvent.objects.filter(deploy=deploy).count() == 2
+    assert record(deploy.pk, [NewEvent("log", {"line": "after"})]).last_seq == 3
