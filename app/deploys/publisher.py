@@ -59,13 +59,15 @@ def run(coro, timeout: float = PUBLISH_TIMEOUT):
     return _loop.run(coro, timeout)
 
 
-def publish_batch(deploy_id: int, rows: list, summary: dict, dashboard_changed: bool, notices: list[dict]) -> None:
-    """Publish one stored batch: one message to the deploy's group, one to the dashboard's."""
-    wire = [row.as_wire() for row in rows]
+def publish_batch(
+    deploy_id: int, wire: list[dict], summary: dict | None, dashboard_changed: bool, notices: list[dict]
+) -> None:
+    """Publish one stored batch (`wire`: its events as DeployEvent.as_wire() gives them): one message
+    to the deploy's group, one to the dashboard's."""
     message = {
         "type": "deploy.events",
-        "first": rows[0].seq,
-        "last": rows[-1].seq,
+        "first": wire[0]["seq"],
+        "last": wire[-1]["seq"],
         "summary": summary if dashboard_changed else None,
     }
     if len(wire) <= INLINE_EVENTS and sum(len(str(e["data"])) for e in wire) <= INLINE_BYTES:
@@ -74,7 +76,9 @@ def publish_batch(deploy_id: int, rows: list, summary: dict, dashboard_changed: 
         fresh = [n for n in notices if _first_time(n["id"])]
         run(_send(deploy_id, message, summary if dashboard_changed else None, fresh))
     except Exception:  # stored events are never lost: sockets fill gaps from the database by seq
-        log.warning("could not publish events %s–%s of deploy %s", rows[0].seq, rows[-1].seq, deploy_id, exc_info=True)
+        log.warning(
+            "could not publish events %s–%s of deploy %s", wire[0]["seq"], wire[-1]["seq"], deploy_id, exc_info=True
+        )
 
 
 def _first_time(notice_id: str) -> bool:

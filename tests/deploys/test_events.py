@@ -228,3 +228,28 @@ def test_data_postgresql_refuses_fails_the_whole_batch_with_a_django_error(servi
     assert Deploy.objects.get(pk=deploy.pk).last_seq == 2
     assert DeployEvent.objects.filter(deploy=deploy).count() == 2
     assert record(deploy.pk, [NewEvent("log", {"line": "after"})]).last_seq == 3
+
+
+def test_a_batch_with_its_own_timestamps_publishes_each_one(service, published):
+    """The runner passes the time each line was read; the wire form keeps every one of them."""
+    from datetime import UTC, datetime, timedelta
+
+    deploy = _external(service)
+    start = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    times = [start, start, start + timedelta(milliseconds=1), start + timedelta(seconds=1), start]
+    published.clear()
+    recorded = record(deploy.pk, [NewEvent("log", {"line": f"l{i}"}, ts) for i, ts in enumerate(times)])
+    stored = list(DeployEvent.objects.filter(deploy=deploy, seq__gt=2).order_by("seq"))
+    assert [e.ts for e in stored] == times
+    [(_, message, _summary, _notices)] = published
+    assert message["events"] == [e.as_wire() for e in stored]
+    assert [e["ts"] for e in message["events"]] == [
+        "2026-01-02T03:04:05.678Z",
+        "2026-01-02T03:04:05.678Z",
+        "2026-01-02T03:04:05.679Z",
+        "2026-01-02T03:04:06.678Z",
+        "2026-01-02T03:04:05.678Z",
+    ]
+    assert [(e.deploy, e.seq, e.ts, e.kind, e.data) for e in recorded.events] == [
+        (deploy, e.seq, e.ts, e.kind, e.data) for e in stored
+    ]
