@@ -23,9 +23,11 @@ from . import redis as herald_redis
 log = logging.getLogger(__name__)
 
 DASHBOARD_GROUP = "dashboard"
-# Inline at most this many events in one channel message; bigger batches are sent as a seq range
-# and consumers read them from the database, keeping Redis messages small.
-INLINE_EVENTS = 200
+# Inline at most this many events (and this much data) in one channel message; bigger batches are
+# sent as a seq range and every subscribed socket reads them back from the database. The count
+# matches the API's MAX_EVENTS, so a full ingest batch reaches sockets without that per-socket read;
+# the byte cap still keeps Redis messages bounded.
+INLINE_EVENTS = 1000
 INLINE_BYTES = 256 * 1024
 NOTICE_TTL_SECONDS = 7 * 86400
 PUBLISH_TIMEOUT = 5.0

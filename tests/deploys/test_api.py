@@ -211,3 +211,42 @@ def test_a_bad_event_for_a_known_deploy_is_still_a_400_and_a_finished_deploy_a_4
     post(client, f"/api/v1/deploys/{deploy['id']}/finish/", {"status": "failed"}, **auth)
     late = post(client, path, {"events": [{"kind": "log", "data": {"line": "late"}}]}, **auth)
     assert late.status_code == 409 and late.json()["error"]["code"] == "deploy_finished"
+
+
+async def test_a_full_api_batch_is_published_inline_and_arrives_complete(engineer, monkeypatch):
+    """A 1000-event POST (MAX_EVENTS) goes to sockets in the channel message itself, in one frame,
+    so no subscribed socket has to read the batch back from the database."""
+    from asgiref.sync import sync_to_async
+
+    from deploys import publisher
+    from deploys.api.views import MAX_EVENTS
+    from deploys.consumers import deploy as deploy_consumer
+
+    from .conftest import Socket
+
+    sent, reads = [], []
+    send, events_after = publisher._send, deploy_consumer._events_after
+
+    async def spy_send(deploy_id, message, summary, notices):
+        sent.append(message)
+        await send(deploy_id, message, summary, notices)
+
+    async def spy_events_after(*args):
+        reads.append(args)
+        return await events_after(*args)
+
+    monkeypatch.setattr(publisher, "_send", spy_send)
+    monkeypatch.setattr(deploy_consumer, "_events_after", spy_events_after)
+    client, auth = Client(), await sync_to_async(bearer)()
+    deploy = (await sync_to_async(create)(client, auth)).json()
+    sock = await Socket.open(f"/ws/deploys/{deploy['id']}/", engineer)
+    await sock.recv_until("live")
+    lines = [f"line {i} " + "x" * 110 for i in range(MAX_EVENTS)]
+    body = {"events": [{"kind": "log", "data": {"line": line}} for line in lines]}
+    response = await sync_to_async(post)(client, f"/api/v1/deploys/{deploy['id']}/events/", body, **auth)
+    assert response.json() == {"first_seq": 3, "last_seq": 2 + MAX_EVENTS, "duplicate": False}
+    frame = await sock.recv_until("events")
+    assert [e["seq"] for e in frame["events"]] == list(range(3, 3 + MAX_EVENTS))
+    assert [e["data"] for e in frame["events"]] == [{"line": line, "stream": "stdout"} for line in lines]
+    assert sent[-1]["events"] == frame["events"] and reads == []
+    await sock.close()
