@@ -5,8 +5,8 @@ channels_redis keeps its connection pools per loop, so every publish would open 
 connections. Instead each process keeps one background thread with one long-lived loop, and
 synchronous callers hand it coroutines. The thread is created lazily and again after a fork.
 
-Only events.record() calls publish_batch(): it runs after the transaction that stored the events
-committed, so a consumer that fills a gap from the database always finds them.
+Only events.record() calls publish_batch() (tests aside): it runs after the transaction that stored
+the events committed, so a consumer that fills a gap from the database always finds them.
 """
 
 from __future__ import annotations
@@ -62,10 +62,13 @@ def run(coro, timeout: float = PUBLISH_TIMEOUT):
 
 
 def publish_batch(
-    deploy_id: int, wire: list[dict], summary: dict | None, dashboard_changed: bool, notices: list[dict]
+    deploy_id: int, rows: list, summary: dict | None, dashboard_changed: bool, notices: list[dict]
 ) -> None:
-    """Publish one stored batch (`wire`: its events as DeployEvent.as_wire() gives them): one message
-    to the deploy's group, one to the dashboard's."""
+    """Publish one stored batch: one message to the deploy's group, one to the dashboard's.
+
+    `rows` are the stored events as DeployEvents or already in wire form (as_wire() dicts, which
+    record() builds without a model instance per event)."""
+    wire = [row if isinstance(row, dict) else row.as_wire() for row in rows]
     message = {
         "type": "deploy.events",
         "first": wire[0]["seq"],
