@@ -9,11 +9,18 @@ fallback hash and re-hashes the session under a new session key; a socket cannot
 new cookie, so here a fallback hash is accepted and the session is left as it is: the browser's next
 HTTP request (uWSGI, django.contrib.auth) re-hashes it. A hash matching no key gives AnonymousUser
 without deleting anything — the HTTP side ends such a session on its next request.
+
+The lookup runs after the handshake was accepted, not in a middleware before it (channels' way).
+daphne rejects a handshake its application has not accepted within 5 s (websocket_connect_timeout),
+and every lookup queues on daphne's one database thread. When a restarted daphne took back thousands
+of sockets at once, each handshake waited behind the others' lookups, passed 5 s and was rejected
+after its work was done, and none came back: 0 of 2,000 resumed, all WSREJECT (docs/benchmarks.md).
+Accepted first, a socket only waits its turn; an anonymous one is still closed with 4401 before it
+is sent anything (deploys/consumers/base.py).
 """
 
 from __future__ import annotations
 
-from channels.auth import AuthMiddleware
 from channels.db import database_sync_to_async
 from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.conf import settings
@@ -44,11 +51,13 @@ def user_for_session(session):
     return AnonymousUser()
 
 
-class FallbackAwareAuthMiddleware(AuthMiddleware):
-    async def resolve_scope(self, scope):
-        scope["user"]._wrapped = await user_for_session(scope["session"])
+async def socket_user(scope: dict):
+    """Look up the socket's user from its session and put it in the scope as `user`."""
+    session = scope.get("session")
+    scope["user"] = await user_for_session(session) if session is not None else AnonymousUser()
+    return scope["user"]
 
 
-def session_auth_stack(inner):
-    """channels' AuthMiddlewareStack with the fallback-aware user lookup."""
-    return CookieMiddleware(SessionMiddleware(FallbackAwareAuthMiddleware(inner)))
+def session_stack(inner):
+    """Cookies and the session for a socket; the user comes later, from socket_user()."""
+    return CookieMiddleware(SessionMiddleware(inner))

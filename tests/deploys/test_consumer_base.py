@@ -125,3 +125,27 @@ async def test_cancelling_the_consumer_cancels_its_sources():
     with pytest.raises(asyncio.CancelledError):
         await pump
     assert client.cancelled and layer.cancelled
+
+
+async def test_the_handshake_is_accepted_before_the_user_is_looked_up(engineer, service, monkeypatch):
+    """daphne rejects a handshake not accepted within 5 s; in a reconnect storm the lookup waits behind
+    thousands of others on the database thread, so it must not stand before the accept."""
+    import herald.ws_auth
+
+    deploy = await sync_to_async(operations.start_deploy)(
+        service, "production", "v1", started_by="ci", runner=Deploy.Runner.EXTERNAL
+    )
+    lookup_may_finish = asyncio.Event()
+    real_lookup = herald.ws_auth.user_for_session
+
+    async def queued_lookup(session):
+        await lookup_may_finish.wait()
+        return await real_lookup(session)
+
+    monkeypatch.setattr(herald.ws_auth, "user_for_session", queued_lookup)
+    sock = await Socket.open(f"/ws/deploys/{deploy.pk}/", engineer)  # accepted while the lookup waits
+    assert await sock.comm.receive_nothing(timeout=0.3)  # and nothing is sent before the user is known
+    lookup_may_finish.set()
+    hello = await sock.recv()
+    assert hello["type"] == "hello" and hello["deploy"]["id"] == deploy.pk
+    await sock.close()

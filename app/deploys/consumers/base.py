@@ -11,6 +11,8 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 
+from herald.ws_auth import socket_user
+
 from .frames import CLOSE_UNAUTHENTICATED, FrameError, RateLimit, parse
 
 
@@ -76,11 +78,13 @@ class HeraldConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def connect(self):
-        """Called when a WebSocket opens: refuse anonymous users with 4401, else start()."""
+        """Called when a WebSocket opens: accept, look up the user, refuse anonymous users with 4401,
+        else start(). Accepting comes first so that a crowd of reconnecting sockets cannot outwait
+        daphne's handshake timeout in the queue for the database (herald/ws_auth.py)."""
         await self.accept()
         self.limiter = RateLimit()
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
+        user = await socket_user(self.scope)
+        if not user.is_authenticated:
             await self.refuse(CLOSE_UNAUTHENTICATED, "unauthenticated", "log in first; this socket needs a session")
             return
         await self.start()
