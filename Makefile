@@ -163,7 +163,8 @@ test-fleet: venv ## Only the Ansible fleet tests (three systemd containers; buil
 BENCH_PROFILE ?= full
 # e.g. BENCH_ARGS='--targets herald --set held=2000' or --note 'other jobs running'
 BENCH_ARGS ?=
+# `venv` brings the bench group too (dev includes it; pyproject.toml), so make test's smoke run uses
+# the same client.
 bench: venv ## Benchmarks (≤ 20 min): JSON + table + chart in bench/results/, figures into docs/benchmarks.md.
 	scripts/lib/ensure-packages.sh $(RUN_PACKAGES) postgresql
-	$(UV) sync --locked --inexact --group bench --quiet
 	$(VENV)/bin/python -m bench --profile $(BENCH_PROFILE) --chart --update-docs $(BENCH_ARGS)
