@@ -11,6 +11,12 @@ log line: "bench t=<unix time> …") and from the event's `ts` (when the server 
 
 A socket that closes without being asked to reconnects with `?after=<last seq>` and backoff with
 jitter, like the browser; a bounded number of attempts, then it gives up and counts as failed.
+
+The client is the load generator, on one core, so what it spends per frame bounds every wall-clock
+figure: sockets are picows (frames parsed in C, one callback per frame) on uvloop, payloads are parsed
+with orjson, and a payload's decoded form is kept for the next subscriber that receives the same bytes
+(a broadcast is one payload to every socket) — each subscriber still runs its own seq checks and
+latencies on every frame. `python -m bench.micro client` measures it against the earlier client.
 """
 
 from __future__ import annotations
@@ -19,17 +25,26 @@ import asyncio
 import json
 import random
 import resource
+import socket
 import sys
 import time
 from datetime import datetime
 
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+import orjson
+import uvloop
+from picows import WSCloseCode, WSError, WSListener, WSMsgType, WSProtocolError, WSTransport, ws_connect
 
 from bench.hist import Hist
 
 MAX_ATTEMPTS = 40  # per socket and outage
 MISSING_CAP = 100_000  # gap bookkeeping per socket stays bounded
+MAX_MESSAGE = 2**24  # bytes, as the earlier client's max_size
+CLOSE_TIMEOUT = 2.0  # s
+DECODED_CAP = 32 * 2**20  # bytes of payloads whose decoded form is kept; then the cache starts over
+
+LIVE = "live"  # a decoded `live` frame; any other decoded frame is a tuple of (seq, sent, accepted)
+OTHER: tuple = ()  # hello, watchers, …: counted as frames, nothing else
+DATA_TYPES = (WSMsgType.TEXT, WSMsgType.BINARY)
 
 
 class Sub:
@@ -47,6 +62,77 @@ class Sub:
         self.dead = False
 
 
+class Attempt(WSListener):
+    """One connection attempt of one subscriber: hands each complete message to the client.
+
+    An attempt given up on (a timeout, a cancelled task) is abandoned: its socket is closed at once,
+    also mid-handshake, and feeds nothing more, so only one attempt per subscriber ever counts."""
+
+    def __init__(self, client: Client, sub: Sub):
+        self.client = client
+        self.sub = sub
+        self.active = True
+        self.sock: socket.socket | None = None
+        self.transport: WSTransport | None = None
+        self.close_code = 1006  # no CLOSE frame received (the earlier client's convention)
+        self.parts: list[bytes] | None = None  # a fragmented message being put together
+        self.parts_size = 0
+
+    def factory(self, _request, _response) -> Attempt:
+        return self
+
+    def make_socket(self, url) -> socket.socket:
+        """picows' socket_factory: an unconnected socket, which picows connects. Kept so that abandon()
+        can close an attempt that has no WSTransport yet (picows hands that over after the handshake)."""
+        self.sock = socket.socket(socket.AF_INET6 if ":" in url.host else socket.AF_INET, socket.SOCK_STREAM)
+        return self.sock
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+        if not self.active:
+            transport.disconnect()
+
+    def on_ws_frame(self, transport: WSTransport, frame) -> None:
+        if not self.active:
+            return
+        kind = frame.msg_type
+        if kind in DATA_TYPES and frame.fin and self.parts is None:
+            self.client.on_frame(self.sub, frame.get_payload_as_bytes(), time.time())
+        elif kind is WSMsgType.CLOSE:
+            payload = frame.get_payload_as_bytes()
+            self.close_code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+            transport.send_close(frame.get_close_code())
+            # The server closes the TCP connection after the echo; close it here if it has not (2 s, as
+            # the earlier client's close_timeout).
+            asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, transport.disconnect)
+        elif kind in DATA_TYPES or kind is WSMsgType.CONTINUATION:
+            self.fragment(frame)
+        # PING is answered by picows itself; PONG needs nothing.
+
+    def fragment(self, frame) -> None:
+        if (frame.msg_type is WSMsgType.CONTINUATION) != (self.parts is not None):
+            raise WSProtocolError(WSCloseCode.PROTOCOL_ERROR, "unexpected continuation frame")
+        if self.parts is None:
+            self.parts, self.parts_size = [], 0
+        self.parts.append(frame.get_payload_as_bytes())
+        self.parts_size += frame.payload_size
+        if self.parts_size > MAX_MESSAGE:
+            raise WSProtocolError(WSCloseCode.MESSAGE_TOO_BIG, "message too big")
+        if frame.fin:
+            raw, self.parts = b"".join(self.parts), None
+            self.client.on_frame(self.sub, raw, time.time())
+
+    def abandon(self) -> None:
+        self.active = False
+        if self.transport is not None:
+            self.transport.disconnect()
+        elif self.sock is not None and self.sock.fileno() != -1:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)  # connected: its transport reads EOF and closes it
+            except OSError:
+                self.sock.close()  # not connected: nothing else owns it
+
+
 class Client:
     def __init__(self, cfg: dict):
         self.url = cfg["url"]  # contains {after}
@@ -59,6 +145,8 @@ class Client:
         self.stopping = False
         self.sem = asyncio.Semaphore(self.concurrency)
         self.ts_cache: dict[str, float] = {}
+        self.decoded: dict[bytes, object] = {}
+        self.decoded_bytes = 0
         self.connect_hist = Hist()
         self.ready_left = self.count
         self.ready = asyncio.Event()
@@ -96,14 +184,34 @@ class Client:
         return value
 
     # ------------------------------------------------------------------ frames
-    def on_frame(self, sub: Sub, raw, now: float) -> None:
-        msg = json.loads(raw)
+    def decode(self, raw: bytes):
+        """LIVE, OTHER, or per event (seq, producer send time or None, server accept time or None)."""
+        msg = orjson.loads(raw)
         kind = msg.get("type")
+        if kind == "live":
+            return LIVE
+        if kind != "events":
+            return OTHER
+        out = []
+        for ev in msg["events"]:
+            data = ev.get("data")
+            line = data.get("line") if isinstance(data, dict) else None
+            sent = float(line[8:25]) if isinstance(line, str) and line.startswith("bench t=") else None
+            ts = ev.get("ts")
+            out.append((ev["seq"], sent, self.ts_of(ts) if ts else None))
+        return tuple(out)
+
+    def on_frame(self, sub: Sub, raw: bytes, now: float) -> None:
+        decoded = self.decoded.get(raw)
+        if decoded is None:
+            decoded = self.decode(raw)
+            if self.decoded_bytes > DECODED_CAP:
+                self.decoded.clear()
+                self.decoded_bytes = 0
+            self.decoded[raw] = decoded
+            self.decoded_bytes += len(raw)
         self.frames += 1
-        if kind == "events":
-            for ev in msg["events"]:
-                self.on_event(sub, ev, now)
-        elif kind == "live":
+        if decoded is LIVE:
             if not sub.live:
                 sub.live = True
                 if sub.closes:
@@ -112,69 +220,76 @@ class Client:
                     self.ready_left -= 1
                     if self.ready_left <= 0:
                         self.ready.set()
-
-    def on_event(self, sub: Sub, ev: dict, now: float) -> None:
-        seq = ev["seq"]
-        last = sub.last
-        if seq == last + 1:
-            sub.last = seq
-        elif seq > last + 1:
-            self.gaps += 1
-            if len(sub.missing) < MISSING_CAP:
-                sub.missing.update(range(last + 1, min(seq, last + 1 + MISSING_CAP)))
-            sub.last = seq
-        elif seq in sub.missing:
-            sub.missing.discard(seq)
-            self.reordered += 1
             return
-        else:
-            self.dups += 1
-            return
-        self.events += 1
-        self.last_event_t = self.last_t = now
-        if self.first_t is None:
-            self.first_t = now
-        if not sub.live:
-            return  # replayed on (re)connect: checked for loss and order, but not a live latency
-        data = ev.get("data") or {}
-        line = data.get("line")
-        if line and line.startswith("bench t="):
-            ms = (now - float(line[8:25])) * 1000
-            self.h_send.add(ms)
-            if self.seq_lat is not None:
-                slot = self.seq_lat.get(seq)
-                if slot is None:
-                    self.seq_lat[seq] = [1, ms]
-                else:
-                    slot[0] += 1
-                    if ms > slot[1]:
-                        slot[1] = ms
-        ts = ev.get("ts")
-        if ts:
-            self.h_acc.add((now - self.ts_of(ts)) * 1000)
+        for seq, sent, accepted in decoded:
+            last = sub.last
+            if seq == last + 1:
+                sub.last = seq
+            elif seq > last + 1:
+                self.gaps += 1
+                if len(sub.missing) < MISSING_CAP:
+                    sub.missing.update(range(last + 1, min(seq, last + 1 + MISSING_CAP)))
+                sub.last = seq
+            elif seq in sub.missing:
+                sub.missing.discard(seq)
+                self.reordered += 1
+                continue
+            else:
+                self.dups += 1
+                continue
+            self.events += 1
+            self.last_event_t = self.last_t = now
+            if self.first_t is None:
+                self.first_t = now
+            if not sub.live:
+                continue  # replayed on (re)connect: checked for loss and order, but not a live latency
+            if sent is not None:
+                ms = (now - sent) * 1000
+                self.h_send.add(ms)
+                if self.seq_lat is not None:
+                    slot = self.seq_lat.get(seq)
+                    if slot is None:
+                        self.seq_lat[seq] = [1, ms]
+                    else:
+                        slot[0] += 1
+                        if ms > slot[1]:
+                            slot[1] = ms
+            if accepted is not None:
+                self.h_acc.add((now - accepted) * 1000)
 
     # ------------------------------------------------------------------ sockets
+    async def open(self, attempt: Attempt, after: int) -> WSTransport:
+        try:
+            transport, listener = await asyncio.wait_for(
+                ws_connect(
+                    attempt.factory,
+                    self.url.format(after=after),
+                    extra_headers=self.headers,
+                    max_frame_size=MAX_MESSAGE,
+                    websocket_handshake_timeout=self.open_timeout,
+                    enable_auto_ping=False,
+                    socket_factory=attempt.make_socket,
+                ),
+                self.open_timeout,
+            )
+        except BaseException:
+            attempt.abandon()
+            raise
+        if listener is None:  # picows returns the transport of a connection lost mid-handshake
+            raise ConnectionResetError("connection closed during the handshake")
+        return transport
+
     async def run_sub(self, sub: Sub) -> None:
         attempts = 0
         initial = True
         while not self.stopping:
             t0 = time.monotonic()
+            attempt = Attempt(self, sub)
             try:
                 if initial:
                     await self.sem.acquire()
                 try:
-                    ws = await asyncio.wait_for(
-                        connect(
-                            self.url.format(after=sub.last),
-                            additional_headers=self.headers,
-                            compression=None,
-                            ping_interval=None,
-                            max_size=2**24,
-                            open_timeout=None,
-                            close_timeout=2,
-                        ),
-                        self.open_timeout,
-                    )
+                    transport = await self.open(attempt, sub.last)
                 finally:
                     if initial:
                         self.sem.release()
@@ -183,14 +298,13 @@ class Client:
                 initial = False
                 attempts = 0
                 try:
-                    async for raw in ws:
-                        self.on_frame(sub, raw, time.time())
-                    code = ws.close_code
-                except ConnectionClosed as exc:
-                    code = exc.rcvd.code if exc.rcvd else 1006
+                    await transport.wait_disconnected()
+                except WSProtocolError:
+                    pass  # picows closed the socket over a protocol error: an unexpected close all the same
                 if self.stopping:
                     return
                 # The server (or a proxy) ended the socket: a restart, a timeout, a drop.
+                code = attempt.close_code
                 self.unexpected_closes += 1
                 self.close_codes[str(code)] = self.close_codes.get(str(code), 0) + 1
                 sub.live = False
@@ -198,7 +312,7 @@ class Client:
                 sub.closed_at = time.time()
                 self.reconnects += 1
                 await asyncio.sleep(random.uniform(0.05, 0.5))
-            except (OSError, InvalidHandshake, InvalidStatus, TimeoutError, ConnectionClosed):
+            except (OSError, WSError, TimeoutError):
                 if self.stopping:
                     return
                 self.handshake_failures += 1
@@ -214,6 +328,8 @@ class Client:
                     return
                 # Full jitter exponential backoff, capped at 3 s (what the browser does, roughly).
                 await asyncio.sleep(random.uniform(0, min(3.0, 0.1 * 2**attempts)))
+            finally:
+                attempt.abandon()  # a cancelled task (quit, the ramp's end) leaves no socket feeding `sub`
 
     # ------------------------------------------------------------------ commands
     def stats(self, final_seq: int | None) -> dict:
@@ -276,7 +392,7 @@ class Client:
     async def commands(self, tasks: list[asyncio.Task]) -> None:
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        stdin, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
         while True:
             line = await reader.readline()
             if not line:
@@ -301,6 +417,7 @@ class Client:
                 for t in tasks:
                     t.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                stdin.close()
                 emit({"ok": "quit"})
                 return
 
@@ -348,7 +465,7 @@ def raise_nofile(need: int) -> None:
 def main() -> None:
     cfg = json.loads(sys.argv[1])
     raise_nofile(int(cfg["count"]) + 1024)
-    asyncio.run(Client(cfg).main())
+    uvloop.run(Client(cfg).main())
 
 
 if __name__ == "__main__":
