@@ -41,17 +41,18 @@ class Pinning:
 
 
 class ClientProc:
-    """One bench.client process and its JSON-lines conversation."""
+    """One bench.client process and its JSON-lines conversation. `root` is the tree whose bench/ it
+    runs (bench.micro client points it at an earlier commit's, to compare clients)."""
 
-    def __init__(self, cfg: dict, pinning: Pinning):
+    def __init__(self, cfg: dict, pinning: Pinning, root: Path = ROOT):
         self.proc = subprocess.Popen(
             [*pinning.prefix(), sys.executable, "-m", "bench.client", json.dumps(cfg)],
-            cwd=ROOT,
+            cwd=root,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
             start_new_session=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env={**os.environ, "PYTHONPATH": str(root)},
         )
         self.lines: queue.Queue = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()

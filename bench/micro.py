@@ -1,22 +1,32 @@
-"""Micro-benchmarks behind two of Herald's choices, each side by side in one process. They print
+"""Micro-benchmarks behind choices in Herald and its harness, each side by side in one run. They print
 figures and take no decision; docs/benchmarks.md quotes them with this command:
 
     .venv/bin/python -m bench.micro dispatch   # channels' await_many_dispatch vs Herald's pump_into()
     .venv/bin/python -m bench.micro watchers   # a join into a deploy watched by N sockets (own Redis)
+    .venv/bin/python -m bench.micro client     # the bench client's CPU per frame, this tree's against
+                                               # the asyncio-websockets one of b0392d7 (git), one ceiling
 
-`--sockets` and `--messages` (dispatch) or `--sizes` (watchers) shrink them; the smoke test does.
+`--sockets` and `--messages` (dispatch, client) or `--sizes` (watchers) shrink them; the smoke test does.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import os
+import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from pathlib import Path
 
+from bench.hist import Hist
+
 ROOT = Path(__file__).resolve().parents[1]
+# The last commit whose bench/client.py ran on asyncio `websockets`: what `client` compares against.
+WEBSOCKETS_CLIENT = "b0392d7399a1ea3d9f526cdc1618b502a1782335"
 
 
 async def _deliver(loop_impl, sockets: int, messages: int) -> float:
@@ -112,6 +122,92 @@ def watchers(sizes: list[int]) -> list[dict]:
         return rows
 
 
+def _client_tree(ref: str, dest: Path) -> Path:
+    """The bench client of commit `ref` (bench/client.py and what it imports) unpacked under dest."""
+    files = ["bench/__init__.py", "bench/client.py", "bench/hist.py"]
+    git = subprocess.run(["git", "archive", ref, *files], cwd=ROOT, capture_output=True)
+    if git.returncode != 0:  # e.g. a shallow clone without that commit
+        raise SystemExit(f"git archive {ref}: {git.stderr.decode().strip()} (pass --against REF)")
+    archive = git.stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(dest, filter="data")
+    return dest
+
+
+def _client_frames(server, pin, root: Path, sockets: int, messages: int, batch: int, rate: float) -> dict:
+    """One client process (the tree at `root`) with `sockets` subscribers; `messages` requests of
+    `batch` events at `rate`/s, each one frame to every socket. Its own CPU over that window."""
+    from bench.load import ClientProc, produce
+
+    deploy_id, last = server.create_deploy("micro-client")
+    cfg = {
+        "url": server.ws_url(deploy_id),
+        "headers": server.ws_headers,
+        "count": sockets,
+        "after": last,
+        "connect_concurrency": 64,
+        "ready_timeout": 120,
+    }
+    proc = ClientProc(cfg, pin, root)
+    try:
+        ready = proc.read(150)
+        if ready["connected"] != sockets:
+            raise RuntimeError(f"{root}: {ready['connected']} of {sockets} sockets subscribed")
+        proc.send({"cmd": "mark"})
+        proc.read(60)
+        sent = produce(
+            {
+                "host": "127.0.0.1",
+                "port": server.api_port,
+                "path": server.events_path(deploy_id),
+                "headers": server.api_headers,
+                "rate": rate,
+                "batch": batch,
+                "duration": (messages - 0.5) / rate,  # exactly `messages` requests
+                "connections": 1,
+                "line_bytes": 120,
+            },
+            pin,
+            timeout=messages / rate + 120,
+        )
+        proc.send({"cmd": "report", "final_seq": sent["last_seq"], "timeout": 60, "stall": 5})
+        r = proc.read(120)
+        proc.send({"cmd": "quit"})
+        proc.read(30)
+    finally:
+        proc.kill()
+    cpu = r["client_cpu_s"]
+    return {
+        "frames": r["frames"],
+        "events": r["events"],
+        "wrong": r["lost"] + r["behind"] + r["dups"] + r["reordered"] + r["failed"] + r["unexpected_closes"],
+        "client_cpu_s": round(cpu, 3),
+        "cpu_us_per_frame": cpu / r["frames"] * 1e6 if r["frames"] else 0.0,
+        "frames_per_cpu_s": round(r["frames"] / cpu) if cpu else 0,
+        "latency_p50_ms": Hist.from_json(r["h_send"]).pct(50) or 0.0,
+        "latency_p99_ms": Hist.from_json(r["h_send"]).pct(99) or 0.0,
+    }
+
+
+def client(sockets: int, messages: int, batches: list[int], rate: float, rounds: int, against: str) -> list[dict]:
+    """The earlier client (commit `against`) and this tree's, alternating, against one ceiling server
+    on the server core(s); the clients on the load core, as `make bench` pins them."""
+    from bench.load import Pinning
+    from bench.targets import CeilingTarget
+
+    pin = Pinning("auto")
+    pin.apply_to_self()  # the ceiling server started below inherits the server core(s)
+    with tempfile.TemporaryDirectory(prefix="bench-client-") as tmp, CeilingTarget() as server:
+        variants = {f"client at {against[:7]}": _client_tree(against, Path(tmp)), "this tree": ROOT}
+        rows = []
+        for r in range(rounds):  # alternate, so drift on a shared machine hits both
+            for batch in batches:
+                for name, root in variants.items():
+                    figures = _client_frames(server, pin, root, sockets, messages, batch, rate)
+                    rows.append({"round": r + 1, "client": name, "events_per_frame": batch, **figures})
+        return rows
+
+
 def _print(rows: list[dict]) -> None:
     keys = list(rows[0])
     print("| " + " | ".join(keys) + " |")
@@ -122,16 +218,22 @@ def _print(rows: list[dict]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.micro", description=__doc__.split("\n\n")[0])
-    parser.add_argument("which", choices=["dispatch", "watchers"])
+    parser.add_argument("which", choices=["dispatch", "watchers", "client"])
     parser.add_argument("--sockets", type=int, default=1000)
     parser.add_argument("--messages", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sizes", default="1000,10000")
+    parser.add_argument("--batches", default="1,5", help="client: events per frame, one step each")
+    parser.add_argument("--rate", type=float, default=10, help="client: producer requests (frames per socket) per s")
+    parser.add_argument("--against", default=WEBSOCKETS_CLIENT, help="client: the commit whose client to compare")
     args = parser.parse_args(argv)
     if args.which == "dispatch":
         _print(dispatch(args.sockets, args.messages, args.rounds))
-    else:
+    elif args.which == "watchers":
         _print(watchers([int(s) for s in args.sizes.split(",")]))
+    else:
+        batches = [int(b) for b in args.batches.split(",")]
+        _print(client(args.sockets, args.messages, batches, args.rate, args.rounds, args.against))
     return 0
 
 

@@ -38,3 +38,18 @@ def test_watchers_times_joins_at_each_size():
     rows = _run("watchers", "--sizes", "50,200")
     assert [(row[0], row[1]) for row in rows] == [("50", "5"), ("200", "20")]
     assert all(float(cell) > 0 for row in rows for cell in row[2:])
+
+
+@pytest.mark.timeout(120)
+def test_client_compares_both_clients():
+    rows = _run("client", "--sockets", "20", "--messages", "5", "--rounds", "1", "--batches", "1,2", "--rate", "20")
+    assert [(row[1], row[2]) for row in rows] == [
+        ("client at b0392d7", "1"),
+        ("this tree", "1"),
+        ("client at b0392d7", "2"),
+        ("this tree", "2"),
+    ]
+    for row in rows:
+        frames, events, wrong = int(row[3]), int(row[4]), int(row[5])
+        assert (frames, events // int(row[2]), wrong) == (100, 100, 0), row
+        assert float(row[7]) > 0, row
