@@ -12,13 +12,13 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from deploys.routing import websocket_urlpatterns  # noqa: E402
-from herald.ws_auth import session_stack  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         # daphne serves plain HTTP too when run alone (make run's fallback, tests); nginx never sends it.
         "http": django_asgi_app,
         # Origin check first: a page on another site must not open a socket with our session cookie.
-        "websocket": AllowedHostsOriginValidator(session_stack(URLRouter(websocket_urlpatterns))),
+        # The consumers read the session themselves (herald/ws_auth.py says why not channels' middleware).
+        "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
     }
 )

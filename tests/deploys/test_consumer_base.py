@@ -1,17 +1,21 @@
-"""What every Herald socket shares (deploys/consumers/base.py): message dispatch without channels'
-per-message database clean-up and task juggling."""
+"""What every Herald socket shares (deploys/consumers/base.py, fanout.py): dispatch without channels'
+per-message database clean-up, group messages taken in order through one subscription per process,
+and one database trip per connect."""
 
 import asyncio
+import threading
 
 import channels.consumer
 import pytest
 from asgiref.sync import sync_to_async
-from channels.exceptions import StopConsumer
+from channels.layers import get_channel_layer
 
 from deploys import operations
-from deploys.consumers.base import pump_into
+from deploys.consumers import fanout
+from deploys.consumers.base import HeraldConsumer
 from deploys.events import NewEvent, record
 from deploys.models import Deploy
+from deploys.publisher import deploy_group
 
 from .conftest import Socket
 
@@ -48,104 +52,184 @@ async def test_a_message_without_a_handler_is_an_error(engineer, service):
         await DeployConsumer().dispatch({"type": "deploy.unknown"})
 
 
-class Source:
-    """A message source like the ASGI receive or the channel layer's: hands out queued messages and
-    counts how many of its awaits are in flight at once."""
+class Probe(HeraldConsumer):
+    """A consumer whose handler notes what it handled, can be made to wait, and checks that no two of
+    its handlers ever run at once; `probe.*` messages come from the client side or from offer()."""
 
-    def __init__(self, name: str):
-        self.name, self.queue = name, asyncio.Queue()
-        self.waiting = self.most_waiting = 0
-        self.cancelled = False
+    def __init__(self):
+        super().__init__()
+        self.seen, self.running = [], 0
+        self.tasks_seen = set()
 
-    async def __call__(self):
-        self.waiting += 1
-        self.most_waiting = max(self.most_waiting, self.waiting)
-        try:
-            return await self.queue.get()
-        except asyncio.CancelledError:
-            self.cancelled = True
-            raise
-        finally:
-            self.waiting -= 1
+    def quick(self, message):
+        return message.get("quick", False)
 
-
-async def test_pump_dispatches_both_sources_one_at_a_time_in_order():
-    client, layer = Source("client"), Source("layer")
-    seen, busy = [], []
-
-    async def dispatch(message):
-        assert not busy, f"{message} dispatched while {busy} was still running"
-        busy.append(message)
-        await asyncio.sleep(0)  # give the other source's message every chance to barge in
-        busy.pop()
-        seen.append(message)
-        if message == "stop":
-            raise StopConsumer
-
-    for i in range(20):
-        client.queue.put_nowait(f"c{i}")
-        layer.queue.put_nowait(f"l{i}")
-    pump = asyncio.ensure_future(pump_into(dispatch, client, layer))
-    while len(seen) < 40:
-        await asyncio.sleep(0.001)
-    client.queue.put_nowait("stop")
-    with pytest.raises(StopConsumer):
-        await asyncio.wait_for(pump, 5)
-    assert [m for m in seen if m.startswith("c")] == [f"c{i}" for i in range(20)]
-    assert [m for m in seen if m.startswith("l")] == [f"l{i}" for i in range(20)]
-    assert seen[-1] == "stop"
-    # A source is asked for its next message only once the last one was dispatched (back-pressure).
-    assert client.most_waiting == layer.most_waiting == 1
-    assert layer.cancelled and layer.waiting == 0  # the other source's await does not outlive the consumer
+    async def probe_note(self, message):
+        self.running += 1
+        assert self.running == 1, f"{message['n']} ran beside another handler"
+        self.tasks_seen.add(asyncio.current_task())
+        if "gate" in message:
+            await message["gate"].wait()
+        if message.get("fail"):
+            self.running -= 1
+            raise RuntimeError("handler broke")
+        self.seen.append(message["n"])
+        self.running -= 1
 
 
-async def test_pump_passes_on_a_failing_source_and_stops_the_other():
-    layer = Source("layer")
+async def started_probe():
+    """A Probe running its real __call__ on a fake socket: (probe, client queue, sent messages, task)."""
+    probe, client, sent = Probe(), asyncio.Queue(), []
 
-    async def broken():
-        raise ConnectionError("redis went away")
+    async def send(message):
+        sent.append(message)
 
-    async def dispatch(message):
-        raise AssertionError("nothing to dispatch")
-
-    with pytest.raises(ConnectionError, match="redis went away"):
-        await asyncio.wait_for(pump_into(dispatch, broken, layer), 5)
-    assert layer.cancelled
+    task = asyncio.ensure_future(probe(scope={"type": "websocket"}, receive=client.get, send=send))
+    await asyncio.sleep(0)  # __call__ is now waiting on the client
+    return probe, client, sent, task
 
 
-async def test_cancelling_the_consumer_cancels_its_sources():
-    client, layer = Source("client"), Source("layer")
+def note(n, **kw):
+    return {"type": "probe.note", "n": n, **kw}
 
-    async def dispatch(message):
-        pass
 
-    pump = asyncio.ensure_future(pump_into(dispatch, client, layer))
+async def test_an_idle_socket_handles_a_quick_message_inside_the_offer():
+    """No task of the socket's own wakes up: the group reader's call does the work."""
+    probe, _client, _sent, task = await started_probe()
+    await probe.offer(note(1, quick=True))
+    assert probe.seen == [1] and probe.tasks_seen == {asyncio.current_task()}
+    task.cancel()
+
+
+async def test_messages_offered_while_a_handler_runs_follow_it_in_order():
+    probe, client, _sent, task = await started_probe()
+    gate = asyncio.Event()
+    client.put_nowait(note("client-1", gate=gate))  # a client message whose handler waits (a DB read)
     await asyncio.sleep(0.01)
-    pump.cancel()  # what daphne does to an application that outlives its socket
-    with pytest.raises(asyncio.CancelledError):
-        await pump
-    assert client.cancelled and layer.cancelled
+    for n in range(5):
+        await probe.offer(note(n, quick=True))  # quick, but the socket is busy: held
+    client.put_nowait(note("client-2"))
+    assert probe.seen == [] and len(probe.held) == 5
+    gate.set()
+    while len(probe.seen) < 7:
+        await asyncio.sleep(0.001)
+    # Held group messages run right after the handler that held them up, before the next client one.
+    assert probe.seen == ["client-1", 0, 1, 2, 3, 4, "client-2"]
+    task.cancel()
+
+
+async def test_a_slow_message_runs_in_its_own_task_and_later_quick_ones_wait_behind_it():
+    probe, _client, _sent, task = await started_probe()
+    gate = asyncio.Event()
+    await probe.offer(note("slow", gate=gate))  # not quick: returns at once, handled in a task
+    await probe.offer(note("quick", quick=True))  # must not overtake the slow one
+    await asyncio.sleep(0.01)
+    assert probe.seen == [] and asyncio.current_task() not in probe.tasks_seen
+    gate.set()
+    while len(probe.seen) < 2:
+        await asyncio.sleep(0.001)
+    assert probe.seen == ["slow", "quick"]
+    task.cancel()
+
+
+async def test_a_failed_group_message_closes_the_socket_and_drops_the_rest():
+    """The socket may have missed events: it closes with 1011, and the client resumes by seq."""
+    probe, _client, sent, task = await started_probe()
+    await probe.offer(note("bad", quick=True, fail=True))
+    await probe.offer(note("after", quick=True))
+    await asyncio.sleep(0.01)
+    assert probe.seen == []
+    assert {"type": "websocket.close", "code": 1011} in sent
+    task.cancel()
+
+
+async def test_one_subscription_per_deploy_and_process_however_many_sockets(engineer, watcher, service):
+    """The pub/sub layer holds one channel in the deploy's group for this process, not one per socket;
+    every socket still gets every event; the last one out unsubscribes."""
+    deploy = await sync_to_async(operations.start_deploy)(
+        service, "production", "v1", started_by="ci", runner=Deploy.Runner.EXTERNAL
+    )
+    sockets = [await Socket.open(f"/ws/deploys/{deploy.pk}/", (engineer, watcher)[i % 2]) for i in range(6)]
+    for sock in sockets:
+        await sock.recv_until("live")
+    layer = get_channel_layer()
+    group_channel = layer._get_layer()._get_group_channel_name(deploy_group(deploy.pk))
+    assert len(layer._get_layer().groups[group_channel]) == 1
+    assert len(fanout.local_group(deploy_group(deploy.pk)).members) == 6
+    await sync_to_async(record)(deploy.pk, [NewEvent("log", {"line": "to all six"})])
+    for sock in sockets:
+        assert [e["data"]["line"] for e in (await sock.recv_until("events"))["events"]] == ["to all six"]
+    for sock in sockets:
+        await sock.close()
+    assert fanout.local_group(deploy_group(deploy.pk)) is None
+    assert layer._get_layer().groups == {}
+
+
+async def test_a_member_that_fails_does_not_starve_the_group(engineer, service):
+    """A socket whose offer raises is logged and skipped; the others still hear the group."""
+    deploy = await sync_to_async(operations.start_deploy)(
+        service, "production", "v1", started_by="ci", runner=Deploy.Runner.EXTERNAL
+    )
+    good = await Socket.open(f"/ws/deploys/{deploy.pk}/", engineer)
+    await good.recv_until("live")
+
+    class Broken:
+        async def offer(self, message):
+            raise RuntimeError("a broken member")
+
+    broken = Broken()
+    await fanout.join(deploy_group(deploy.pk), broken)
+    await sync_to_async(record)(deploy.pk, [NewEvent("log", {"line": "still delivered"})])
+    assert [e["data"]["line"] for e in (await good.recv_until("events"))["events"]] == ["still delivered"]
+    await fanout.leave(deploy_group(deploy.pk), broken)
+    await good.close()
 
 
 async def test_the_handshake_is_accepted_before_the_user_is_looked_up(engineer, service, monkeypatch):
-    """daphne rejects a handshake not accepted within 5 s; in a reconnect storm the lookup waits behind
-    thousands of others on the database thread, so it must not stand before the accept."""
-    import herald.ws_auth
+    """daphne rejects a handshake not accepted within its connect timeout; in a reconnect storm the
+    lookup waits behind thousands of others on the database thread, so it must not stand before the accept."""
+    from deploys.consumers import base
 
     deploy = await sync_to_async(operations.start_deploy)(
         service, "production", "v1", started_by="ci", runner=Deploy.Runner.EXTERNAL
     )
-    lookup_may_finish = asyncio.Event()
-    real_lookup = herald.ws_auth.user_for_session
+    lookup_may_finish = threading.Event()
+    real_lookup = base.user_for_session_key
 
-    async def queued_lookup(session):
-        await lookup_may_finish.wait()
-        return await real_lookup(session)
+    def queued_lookup(key):  # runs on the database thread, like the real one
+        assert lookup_may_finish.wait(10)
+        return real_lookup(key)
 
-    monkeypatch.setattr(herald.ws_auth, "user_for_session", queued_lookup)
+    monkeypatch.setattr(base, "user_for_session_key", queued_lookup)
     sock = await Socket.open(f"/ws/deploys/{deploy.pk}/", engineer)  # accepted while the lookup waits
     assert await sock.comm.receive_nothing(timeout=0.3)  # and nothing is sent before the user is known
     lookup_may_finish.set()
     hello = await sock.recv()
     assert hello["type"] == "hello" and hello["deploy"]["id"] == deploy.pk
+    await sock.close()
+
+
+async def test_a_connect_takes_one_database_trip(engineer, service, monkeypatch):
+    """The user, the summary and the first replay page come back together (daphne's one database
+    thread is where a crowd of connects queues)."""
+    from deploys.consumers import base
+
+    deploy = await sync_to_async(operations.start_deploy)(
+        service, "production", "v1", started_by="ci", runner=Deploy.Runner.EXTERNAL
+    )
+    for i in range(3):
+        await sync_to_async(record)(deploy.pk, [NewEvent("log", {"line": f"line {i}"})])
+    trips = []
+    real = base.database_sync_to_async
+
+    def counting(fn):
+        trips.append(fn.__name__)
+        return real(fn)
+
+    monkeypatch.setattr(base, "database_sync_to_async", counting)
+    sock = await Socket.open(f"/ws/deploys/{deploy.pk}/?after=1", engineer)
+    assert (await sock.recv())["type"] == "hello"
+    assert [e["seq"] for e in (await sock.recv())["events"]] == [2, 3, 4, 5]
+    assert await sock.recv() == {"type": "live", "last_seq": 5}
+    assert trips == ["_look_up"]
     await sock.close()

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from asgiref.sync import async_to_sync
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.models import User
 from django.contrib.sessions.backends.db import SessionStore
 
-from herald.ws_auth import user_for_session
+from herald.ws_auth import session_key, user_for_session, user_for_session_key
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# What the consumer's middleware awaits, called from these synchronous tests.
-lookup = async_to_sync(user_for_session)
+# What the consumer's database trip calls (deploys/consumers/base.py).
+lookup = user_for_session
 
 OLD, NEW, OTHER = "old-key-" + "o" * 50, "new-key-" + "n" * 50, "other-key-" + "x" * 50
 
@@ -67,3 +66,20 @@ def test_an_empty_or_foreign_session_is_anonymous(user, settings):
     session = signed_in_session(user, settings, NEW)
     session[BACKEND_SESSION_KEY] = "somewhere.else.Backend"
     assert (lookup(session)).is_anonymous
+
+
+def test_the_session_key_comes_from_the_cookie_header(settings):
+    scope = {"headers": [(b"host", b"localhost"), (b"cookie", b"csrftoken=abc; sessionid=k123; theme=dark")]}
+    assert session_key(scope) == "k123"
+    assert session_key({"headers": [(b"cookie", b"csrftoken=abc")]}) is None
+    assert session_key({"headers": []}) is None
+    settings.SESSION_COOKIE_NAME = "herald_session"
+    assert session_key({"headers": [(b"cookie", b"herald_session=other; sessionid=k123")]}) == "other"
+
+
+def test_a_session_key_is_looked_up_in_the_configured_session_store(user, settings):
+    session = signed_in_session(user, settings, NEW)
+    assert user_for_session_key(session.session_key).pk == user.pk
+    assert user_for_session_key("no-such-session-key").is_anonymous
+    assert user_for_session_key(None).is_anonymous
+    assert user_for_session_key("").is_anonymous

@@ -1,67 +1,74 @@
-"""What every Herald socket shares: JSON frames, the login check, refusing with a defined code."""
+"""What every Herald socket shares: JSON frames, one database trip to learn who it is, refusing with a
+defined code, and taking messages from its groups (consumers/fanout.py) in order."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
+import logging
 
 from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 
-from herald.ws_auth import socket_user
+from herald.ws_auth import session_key, user_for_session_key
 
+from . import fanout
 from .frames import CLOSE_UNAUTHENTICATED, FrameError, RateLimit, parse
 
+log = logging.getLogger(__name__)
 
-async def pump_into(dispatch, *sources) -> None:
-    """Feed every message from `sources` (awaitable callables) to `dispatch`, one at a time, until a
-    dispatch or a source raises; then stop the other sources and re-raise.
-
-    Why not channels' await_many_dispatch: it runs `asyncio.wait` over fresh tasks for every message,
-    and every live batch is a message on every subscribed socket. One long-lived loop per source and
-    a lock that keeps dispatches from overlapping do the same job for 12 instead of 30-36 µs of CPU
-    per delivered message (1,000 sockets × 50 messages, /tmp A/B in docs/benchmarks.md). A loop asks
-    its source for the next message only after dispatching the last, as channels' does.
-    """
-    one_at_a_time = asyncio.Lock()
-
-    async def pump(source):
-        while True:
-            message = await source()
-            async with one_at_a_time:
-                await dispatch(message)
-
-    tasks = [asyncio.ensure_future(pump(source)) for source in sources]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            task.result()  # pumps only end by raising: StopConsumer from a handler, or an error
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+CLOSE_INTERNAL_ERROR = 1011
 
 
 class HeraldConsumer(AsyncWebsocketConsumer):
-    """Base consumer: subclasses define ACTIONS and `on_<action>` handlers and override `start()`."""
+    """Base consumer. Subclasses define ACTIONS with `on_<action>` handlers, and may override:
+
+    - `prepare()` (async): what must happen before the database is read, e.g. joining a group;
+    - `load()` (sync, on the database thread): what the socket shows first, read in the same trip
+      as the user — only for a signed-in user;
+    - `start(loaded)` (async): send the first frames;
+    - `quick(message)`: True for group messages whose handler only sends (no database, no waiting),
+      which an idle socket then handles in the group reader's task, without waking one of its own.
+    """
 
     ACTIONS: dict = {}
+    # Log-follow lines are sent to one socket, so that consumer needs a channel-layer channel of its
+    # own; the others hear only groups and skip the channel (and its Redis subscription) altogether.
+    OWN_CHANNEL = False
+
+    user_id: int | None = None
+    username: str = ""
+    closing = False  # refused or broken: group messages are dropped from here on
+    turn_task: asyncio.Task | None = None  # the last task started to take this socket's turn
 
     async def __call__(self, scope, receive, send):
-        """channels' AsyncConsumer.__call__ for an async consumer with a channel layer (Herald's all
-        are), with pump_into() in place of channels' per-message task juggling."""
+        """channels' AsyncConsumer.__call__, but messages from groups arrive through offer() instead of
+        a channel, a queue and a waiting task per socket; client messages come from `receive`."""
         self.scope = scope
-        self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        self.channel_name = await self.channel_layer.new_channel()
-        self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
         self.base_send = send
+        self.turn = asyncio.Lock()  # one handler at a time, whoever calls it
+        self.held: list[dict] = []  # group messages offered while a handler ran, in arrival order
+        self.joined: list[str] = []
+        own_reader = None
+        if self.OWN_CHANNEL:
+            self.channel_layer = get_channel_layer(self.channel_layer_alias)
+            self.channel_name = await self.channel_layer.new_channel()
+            own_reader = asyncio.ensure_future(self._read_own_channel())
         try:
-            await pump_into(self.dispatch, receive, self.channel_receive)
+            while True:
+                message = await receive()
+                async with self.turn:
+                    await self.dispatch(message)
+                    await self._run_held()
         except StopConsumer:
             pass
+        finally:
+            if own_reader is not None:
+                own_reader.cancel()
+            await self.leave_groups()
 
     async def dispatch(self, message):
         """Call the message's handler — without channels' per-message `aclose_old_connections()`.
@@ -77,23 +84,109 @@ class HeraldConsumer(AsyncWebsocketConsumer):
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
 
+    # ------------------------------------------------------------------ group messages
+    async def join(self, group: str) -> None:
+        """Hear `group` from now on; returns once every later message of the group will arrive."""
+        self.joined.append(group)
+        await fanout.join(group, self)
+
+    async def leave_groups(self) -> None:
+        while self.joined:
+            await fanout.leave(self.joined.pop(), self)
+
+    async def offer(self, message: dict) -> None:
+        """A message from a group of this socket, or from its own channel. An idle socket handles a
+        quick() one here and now; anything else waits for the socket's turn, behind earlier ones."""
+        if self.closing:
+            return
+        if self.turn.locked() or self.held or not self.quick(message):
+            self.held.append(message)
+            if len(self.held) == 1 and not self.turn.locked():
+                # No handler is running to pick it up; the reference keeps the task alive.
+                self.turn_task = asyncio.ensure_future(self._take_turn())
+            return
+        try:
+            async with self.turn:  # free, so taken without waiting
+                await self.dispatch(message)
+        except Exception:
+            self._broken()
+
+    def quick(self, message: dict) -> bool:
+        return False
+
+    async def _take_turn(self) -> None:
+        try:
+            async with self.turn:
+                await self._run_held()
+        except Exception:
+            self._broken()
+
+    async def _run_held(self) -> None:
+        while self.held:
+            await self.dispatch(self.held.pop(0))
+
+    def _broken(self) -> None:
+        """A group message could not be handled: this socket may have missed events, so close it;
+        the client reconnects and resumes by seq, losing nothing (docs/protocol.md). The closing runs
+        in a task of its own: this may be the group reader's task, which leaving the group cancels."""
+        log.exception("closing a %s socket that failed to handle a group message", type(self).__name__)
+        self.closing = True
+        self.held.clear()
+        self.turn_task = asyncio.ensure_future(self._close_broken())
+
+    async def _close_broken(self) -> None:
+        await self.leave_groups()
+        await self.close(code=CLOSE_INTERNAL_ERROR)
+
+    async def _read_own_channel(self) -> None:
+        while True:
+            await self.offer(await self.channel_layer.receive(self.channel_name))
+
+    # ------------------------------------------------------------------ the socket's life
     async def connect(self):
-        """Called when a WebSocket opens: accept, look up the user, refuse anonymous users with 4401,
-        else start(). Accepting comes first so that a crowd of reconnecting sockets cannot outwait
-        daphne's handshake timeout in the queue for the database (herald/ws_auth.py)."""
+        """Called when a WebSocket opens: accept, prepare(), then one trip to the database for the user
+        and load(); refuse anonymous users with 4401, else start().
+
+        Accepting comes first so that a crowd of reconnecting sockets cannot outwait daphne's
+        handshake timeout in the queue for the database; one trip, because daphne runs every
+        database call of a process on one thread and each trip queues there (herald/ws_auth.py).
+        """
         await self.accept()
         self.limiter = RateLimit()
-        user = await socket_user(self.scope)
-        if not user.is_authenticated:
+        await self.prepare()
+        user, loaded = await database_sync_to_async(self._look_up)()
+        if user is None:
             await self.refuse(CLOSE_UNAUTHENTICATED, "unauthenticated", "log in first; this socket needs a session")
             return
-        await self.start()
+        self.user_id, self.username = user
+        await self.start(loaded)
 
-    async def start(self):
-        """Called once the user is known to be logged in."""
+    def _look_up(self):
+        user = user_for_session_key(session_key(self.scope))
+        if not user.is_authenticated:
+            return None, None
+        return (user.pk, user.get_username()), self.load()
+
+    async def prepare(self):
+        """Called before the user is looked up (and before load() reads anything)."""
+
+    def load(self):
+        """Called on the database thread once the user is known to be signed in; start() gets the result."""
+
+    async def start(self, loaded):
+        """Called once the user is known to be logged in, with what load() returned."""
+
+    async def websocket_disconnect(self, message):
+        """The socket closed: disconnect(), leave every group, stop."""
+        await self.disconnect(message["code"])
+        await self.leave_groups()
+        raise StopConsumer()
 
     async def refuse(self, code: int, error: str, message: str):
-        """Send an error frame, then close with `code` (the client sees both)."""
+        """Send an error frame, then close with `code` (the client sees both, and nothing after them)."""
+        self.closing = True
+        self.held.clear()
+        await self.leave_groups()
         await self.send_json({"type": "error", "code": error, "message": message, "id": None})
         await self.close(code=code)
 

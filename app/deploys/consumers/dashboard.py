@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from channels.db import database_sync_to_async
-
 from ..models import Deploy
 from ..publisher import DASHBOARD_GROUP
 from ..summary import deploy_summary
@@ -12,7 +10,6 @@ from .base import HeraldConsumer
 RECENT = 50
 
 
-@database_sync_to_async
 def _recent() -> list[dict]:
     deploys = Deploy.objects.select_related("service", "environment").prefetch_related("steps")[:RECENT]
     return [deploy_summary(d, list(d.steps.all())) for d in deploys]
@@ -24,15 +21,17 @@ class DashboardConsumer(HeraldConsumer):
 
     ACTIONS = {"ping": ()}
 
-    async def start(self):
-        await self.channel_layer.group_add(DASHBOARD_GROUP, self.channel_name)
-        self.joined = True
-        await self.send_json({"type": "hello", "deploys": await _recent()})
+    async def prepare(self):
+        await self.join(DASHBOARD_GROUP)  # before load() reads the snapshot
 
-    async def disconnect(self, code):
-        """Called when the socket closes: leave the group."""
-        if getattr(self, "joined", False):
-            await self.channel_layer.group_discard(DASHBOARD_GROUP, self.channel_name)
+    def load(self):
+        return _recent()
+
+    async def start(self, loaded):
+        await self.send_json({"type": "hello", "deploys": loaded})
+
+    def quick(self, message: dict) -> bool:
+        return True  # updates only send
 
     async def dashboard_update(self, message):
         """A deploy changed (from publisher.publish_batch)."""
@@ -42,5 +41,4 @@ class DashboardConsumer(HeraldConsumer):
             await self.send_json({"type": "notice", "deploy": message.get("deploy"), **notice})
 
     async def on_ping(self, frame_id):
-        await self.channel_layer.group_add(DASHBOARD_GROUP, self.channel_name)  # survives a Redis restart
         await self.send_json({"type": "pong", "id": frame_id})

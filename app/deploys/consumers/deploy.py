@@ -2,52 +2,43 @@
 
 from __future__ import annotations
 
-import collections
 import json
+import uuid
 from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.contrib.auth import get_user_model
 
 from .. import operations, watchers
 from ..events import EventError, NewEvent, events_after, record
 from ..models import Deploy
 from ..publisher import deploy_group
 from ..summary import deploy_summary
+from . import fanout
 from .base import HeraldConsumer
 from .frames import CLOSE_BAD_REQUEST, CLOSE_NOT_FOUND, CLOSE_RESUME_BEYOND_END, Field, FrameError
 
 PAGE = 1000
 # Join/leave broadcasts go only to deploys this process holds at most this many sockets of (announce()).
 BROADCAST_WATCHERS_UP_TO = 50
-# Open deploy sockets in this process, per deploy (the watchers frame counts users, not sockets).
-_sockets: collections.Counter = collections.Counter()
 
 
-# Live frames this process encoded lately, by (deploy, first seq, last seq, last event's ts, kind). Every
-# subscriber of a deploy on this process gets the same batch, and stored events never change, so the
-# frame is encoded once per process instead of once per socket (json.dumps per subscriber was ≈ 5 % of
-# fan-out). The ts keeps a reused deploy id (a reset database, tests) from ever matching an old frame.
-_FRAMES: dict[tuple, str] = {}
-_FRAMES_KEPT = 256
-
-
-def _encoded(key: tuple, frame: dict) -> str:
-    text = _FRAMES.get(key)
+def _frame_text(message: dict, kind: str, frame: dict) -> str:
+    """`frame` as JSON, encoded once per group message: the process's fan-out offers the same message
+    dict to every socket of the deploy (consumers/fanout.py), so the text is shared too (json.dumps
+    per subscriber was ≈ 5 % of fan-out, docs/benchmarks.md)."""
+    key = f"_{kind}_text"
+    text = message.get(key)
     if text is None:
-        text = _FRAMES[key] = json.dumps(frame, separators=(",", ":"))
-        if len(_FRAMES) > _FRAMES_KEPT:
-            del _FRAMES[next(iter(_FRAMES))]  # the oldest (dicts keep insertion order)
+        text = message[key] = json.dumps(frame, separators=(",", ":"))
     return text
 
 
-@database_sync_to_async
 def _open(deploy_id: int, after: int) -> tuple[dict | None, list[dict]]:
-    """The summary for `hello` and the first replay page, in one trip to the database thread.
-
-    Why one trip: daphne runs every `database_sync_to_async` call of a process on one thread, so a
-    burst of connects queues there; each trip also pays channels' connection clean-up twice.
-    """
+    """The summary for `hello` and the first replay page (on the database thread, in the same trip as
+    the user lookup: consumers/base.py)."""
     # order_by() and a slice, not first(): ordering one row by pk (or Deploy's default ordering) only
     # costs Django compile time, ≈ 0.3 ms of daphne CPU per connect (with summary.py's step ordering,
     # 2.25 → 1.69 ms per summary; docs/benchmarks.md).
@@ -66,6 +57,11 @@ def _events_after(deploy_id: int, after: int, until: int | None) -> list[dict]:
     return [row.as_wire() for row in events_after(deploy_id, after, PAGE, until)]
 
 
+def _may_cancel(user_id: int) -> bool:
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    return user is not None and user.has_perm("deploys.start_deploy")
+
+
 class DeployConsumer(HeraldConsumer):
     """`/ws/deploys/<id>/?after=<seq>`: everything after `after`, then live (docs/protocol.md).
 
@@ -81,33 +77,39 @@ class DeployConsumer(HeraldConsumer):
     }
 
     group: str | None = None  # set once the socket is live; disconnect() and live messages need it
+    after: int | None = None  # the resume position asked for; None when it was not a whole number
 
-    async def start(self):
+    async def prepare(self):
         self.deploy_id = int(self.scope["url_route"]["kwargs"]["deploy_id"])
+        self.socket_id = uuid.uuid4().hex  # this socket in the watcher list, unique across hosts
         raw_after = parse_qs(self.scope.get("query_string", b"").decode()).get("after", ["0"])[-1]
-        if not raw_after.isdigit():
+        if raw_after.isdigit():
+            self.after = int(raw_after)
+            # Join before reading anything: every event stored from here on is in the replay read in
+            # load() or in a live message held for this socket until start() has sent the replay.
+            await self.join(deploy_group(self.deploy_id))
+
+    def load(self):
+        return None if self.after is None else _open(self.deploy_id, self.after)
+
+    async def start(self, loaded):
+        if self.after is None:
             await self.refuse(CLOSE_BAD_REQUEST, "bad_request", "'after' must be a whole number ≥ 0")
             return
-        after = int(raw_after)
-        # Join before reading anything: every event stored from here on is in the replay read below or
-        # in a live message queued behind this handler.
-        group = deploy_group(self.deploy_id)
-        await self.channel_layer.group_add(group, self.channel_name)
-        summary, page = await _open(self.deploy_id, after)
-        if summary is None or after > summary["last_seq"]:
-            await self.channel_layer.group_discard(group, self.channel_name)
-            if summary is None:
-                await self.refuse(CLOSE_NOT_FOUND, "not_found", f"deploy {self.deploy_id} does not exist")
-            else:
-                await self.refuse(
-                    CLOSE_RESUME_BEYOND_END,
-                    "resume_beyond_end",
-                    f"after={after} but deploy {self.deploy_id} has only {summary['last_seq']} events",
-                )
+        after = self.after
+        summary, page = loaded
+        if summary is None:
+            await self.refuse(CLOSE_NOT_FOUND, "not_found", f"deploy {self.deploy_id} does not exist")
+            return
+        if after > summary["last_seq"]:
+            await self.refuse(
+                CLOSE_RESUME_BEYOND_END,
+                "resume_beyond_end",
+                f"after={after} but deploy {self.deploy_id} has only {summary['last_seq']} events",
+            )
             return
         self.last_sent = after
-        self.group = group
-        _sockets[self.deploy_id] += 1
+        self.group = deploy_group(self.deploy_id)
         await self.send_json({"type": "hello", "deploy": summary, "after": after})
         if page:
             await self.send_json({"type": "events", "events": page})
@@ -118,20 +120,15 @@ class DeployConsumer(HeraldConsumer):
         await self.announce(await self._watch(watchers.seen))
 
     async def disconnect(self, code):
-        """Called when the socket closes: leave the group and the watcher list."""
+        """Called when the socket closes: leave the watcher list (base.py leaves the group)."""
         if self.group:
-            _sockets[self.deploy_id] -= 1
-            if _sockets[self.deploy_id] <= 0:
-                del _sockets[self.deploy_id]
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+            await self.leave_groups()
             await self.announce(await self._watch(watchers.gone), include_self=False)
 
     async def _watch(self, change) -> dict:
         # thread_sensitive=False: these are Redis round trips (thread-safe client), so they need not
         # queue behind the database calls on daphne's one thread-sensitive executor thread.
-        return await sync_to_async(change, thread_sensitive=False)(
-            self.deploy_id, self.channel_name, self.scope["user"].get_username()
-        )
+        return await sync_to_async(change, thread_sensitive=False)(self.deploy_id, self.socket_id, self.username)
 
     async def announce(self, frame: dict, include_self: bool = True) -> None:
         """Tell the group who is watching (rate-limited per deploy); this socket hears it either way.
@@ -142,16 +139,32 @@ class DeployConsumer(HeraldConsumer):
         BROADCAST_WATCHERS_UP_TO sockets of the deploy, the others learn the list at their next pong,
         which always carries it (docs/protocol.md promises "at most every 2 s").
         """
-        if _sockets[self.deploy_id] <= BROADCAST_WATCHERS_UP_TO and await sync_to_async(
-            watchers.may_broadcast, thread_sensitive=False
-        )(self.deploy_id):
-            await self.channel_layer.group_send(self.group, {"type": "deploy.watchers", "frame": frame})
+        local = fanout.local_group(self.group)
+        here = len(local.members) if local is not None else 0
+        if here <= BROADCAST_WATCHERS_UP_TO and await sync_to_async(watchers.may_broadcast, thread_sensitive=False)(
+            self.deploy_id
+        ):
+            await get_channel_layer().group_send(self.group, {"type": "deploy.watchers", "frame": frame})
         elif include_self:
             await self.send_json(frame)
 
+    def quick(self, message: dict) -> bool:
+        """Live messages that need no database read: the next batch in order, or a watcher list."""
+        if self.group is None:  # refused or closed (a socket still connecting holds its messages)
+            return True  # the handlers drop them
+        if message["type"] == "deploy.watchers":
+            return True
+        return (
+            message["type"] == "deploy.events"
+            and message.get("events") is not None
+            and message["first"] <= self.last_sent + 1
+        )
+
     async def deploy_watchers(self, message):
         """Someone joined or left (from announce())."""
-        await self.send_json(message["frame"])
+        if self.group is None:
+            return
+        await self.send(text_data=_frame_text(message, "watchers", message["frame"]))
 
     async def catch_up(self, until: int | None = None) -> None:
         """Send every stored event after last_sent (up to `until`), in pages."""
@@ -166,14 +179,12 @@ class DeployConsumer(HeraldConsumer):
 
     async def deploy_events(self, message):
         """A batch was stored (from publisher.publish_batch): send what this socket has not seen."""
-        if self.group is None:  # refused while this message was queued
+        if self.group is None:  # refused while this message was held
             return
         first, last, inline = message["first"], message["last"], message.get("events")
-        key = (self.deploy_id, first, last, inline[-1]["ts"] if inline else None)
         if last > self.last_sent:
             if inline is not None and first == self.last_sent + 1:  # the usual case: the whole batch is new
-                frame = {"type": "events", "events": inline}
-                await self.send(text_data=_encoded((*key, "events"), frame))
+                await self.send(text_data=_frame_text(message, "events", {"type": "events", "events": inline}))
                 self.last_sent = last
             elif inline is not None and first <= self.last_sent:  # overlaps the replay: drop what was sent
                 fresh = [e for e in inline if e["seq"] > self.last_sent]
@@ -183,35 +194,28 @@ class DeployConsumer(HeraldConsumer):
                 await self.catch_up(until=last)
         if message.get("summary"):
             frame = {"type": "summary", "deploy": message["summary"]}
-            if inline:
-                await self.send(text_data=_encoded((*key, "summary"), frame))
-            else:  # a seq range has no ts for the key: encode it here
-                await self.send_json(frame)
+            await self.send(text_data=_frame_text(message, "summary", frame))
 
     async def on_ping(self, frame_id):
-        # Re-join (cheap, idempotent): after a Redis restart the group membership is gone.
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        # A message lost while Redis was away (the layer re-subscribes by itself) is filled from here.
         await self.catch_up()
         await self.send_json({"type": "pong", "id": frame_id, "last_seq": self.last_sent})
         await self.send_json(await self._watch(watchers.seen))
 
     async def on_comment(self, frame_id, text):
-        user = self.scope["user"]
         try:
             recorded = await database_sync_to_async(record)(
-                self.deploy_id, [NewEvent("comment", {"user": user.get_username(), "text": text})]
+                self.deploy_id, [NewEvent("comment", {"user": self.username, "text": text})]
             )
         except EventError as exc:
             raise FrameError("invalid_field" if exc.status == 400 else "conflict", exc.message, frame_id) from None
         await self.send_json({"type": "ack", "id": frame_id, "action": "comment", "seq": recorded.last_seq})
 
     async def on_cancel(self, frame_id):
-        user = self.scope["user"]
-        allowed = await database_sync_to_async(user.has_perm)("deploys.start_deploy")
-        if not allowed:
+        if not await database_sync_to_async(_may_cancel)(self.user_id):
             raise FrameError("forbidden", "only release engineers (permission 'start_deploy') may cancel", frame_id)
         try:
-            await database_sync_to_async(operations.request_cancel)(self.deploy_id, user.get_username())
+            await database_sync_to_async(operations.request_cancel)(self.deploy_id, self.username)
         except EventError as exc:
             raise FrameError("conflict", exc.message, frame_id) from None
         await self.send_json({"type": "ack", "id": frame_id, "action": "cancel"})

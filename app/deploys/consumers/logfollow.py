@@ -27,8 +27,12 @@ class LogFollowConsumer(HeraldConsumer):
         "stop": (),
         "ping": (),
     }
+    OWN_CHANNEL = True  # the follow task sends lines to this socket's channel
 
-    async def start(self):
+    def quick(self, message: dict) -> bool:
+        return True  # lines only send
+
+    async def start(self, loaded):
         self.follow_id = None
         self.refresher = None
         files = {host: sorted(names) for host, names in settings.HERALD_LOG_FILES.items()}

@@ -1,0 +1,107 @@
+"""Group messages for the sockets of one process: one channel-layer subscription per group, shared.
+
+With a channel per socket, the pub/sub channel layer copies every group message into each member
+socket's own asyncio.Queue; every socket's task then wakes up and unpacks its own msgpack copy.
+A deploy watched by 1,000 sockets of a process paid that 1,000 times per batch, and each socket
+carried the queue (four deques and an Event, ≈ 2.7 KB), a waiting task and a Redis subscription
+of its own (docs/benchmarks.md). Here a process subscribes to a group once: one reader unpacks each
+message once and offers the same dict to every local member, in the order the group sent them.
+
+Members are consumers with `async offer(message)` (consumers/base.py): an idle socket sends at once,
+a busy one keeps the message for later, so one slow socket never holds up the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from channels.layers import get_channel_layer
+
+log = logging.getLogger(__name__)
+
+
+class LocalGroup:
+    """The members of one group in this process, and the task that reads the group for them."""
+
+    def __init__(self, group: str, loop: asyncio.AbstractEventLoop):
+        self.group = group
+        self.loop = loop
+        self.members: dict = {}  # insertion-ordered set: members hear messages in joining order
+        self.layer = get_channel_layer()
+        self.channel: str | None = None
+        self.subscribed: asyncio.Future = loop.create_future()
+        self.reader: asyncio.Task | None = None
+
+    async def subscribe(self) -> None:
+        """Join the channel layer's group (the first member's join waits for this)."""
+        try:
+            self.channel = await self.layer.new_channel()
+            await self.layer.group_add(self.group, self.channel)
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                self.subscribed.cancel()
+            else:
+                self.subscribed.set_exception(exc)
+                self.subscribed.exception()  # the joiners re-raise it; no "never retrieved" warning
+            raise
+        self.reader = asyncio.ensure_future(self._read())
+        self.subscribed.set_result(None)
+
+    async def _read(self) -> None:
+        while True:
+            message = await self.layer.receive(self.channel)
+            for member in list(self.members):
+                try:
+                    await member.offer(message)
+                except Exception:  # one broken socket must not starve the rest of the group
+                    log.exception("socket %r failed to take a %s message", member, message.get("type"))
+
+    async def close(self) -> None:
+        """Called once the last member left: stop reading and leave the channel layer's group."""
+        try:
+            await asyncio.shield(self.subscribed)  # the last member may leave while the first joins
+        except BaseException:
+            return  # never subscribed: nothing to undo
+        if self.reader is not None and self.reader is not asyncio.current_task():
+            self.reader.cancel()  # the layer's receive() drops this channel when cancelled
+            await asyncio.gather(self.reader, return_exceptions=True)
+        if self.channel is not None:
+            await self.layer.group_discard(self.group, self.channel)
+
+
+_groups: dict[str, LocalGroup] = {}
+
+
+def local_group(group: str) -> LocalGroup | None:
+    """This process's members of `group`, if it has any (tests and announce() ask)."""
+    found = _groups.get(group)
+    return found if found is not None and found.loop is asyncio.get_running_loop() else None
+
+
+async def join(group: str, member) -> None:
+    """Add `member` to `group`; returns once this process is subscribed to it, so every message the
+    group sends from now on reaches the member (join-before-read, consumers/deploy.py)."""
+    local = local_group(group)
+    if local is None:
+        local = _groups[group] = LocalGroup(group, asyncio.get_running_loop())
+        local.members[member] = None
+        try:
+            await local.subscribe()
+        except BaseException:
+            if _groups.get(group) is local:
+                del _groups[group]
+            raise
+        return
+    local.members[member] = None
+    await asyncio.shield(local.subscribed)
+
+
+async def leave(group: str, member) -> None:
+    """Remove `member`; the last one out closes the process's subscription. Safe to call twice."""
+    local = local_group(group)
+    if local is None or local.members.pop(member, False) is False:
+        return
+    if not local.members:
+        del _groups[group]  # before any await: a join from here on starts a fresh subscription
+        await local.close()
