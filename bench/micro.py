@@ -1,18 +1,19 @@
 """Micro-benchmarks behind choices in Herald and its harness, each side by side in one run. They print
 figures and take no decision; docs/benchmarks.md quotes them with this command:
 
-    .venv/bin/python -m bench.micro dispatch   # channels' await_many_dispatch vs Herald's pump_into()
+    .venv/bin/python -m bench.micro fanout     # a group message to N sockets: channel per socket vs fanout.py
     .venv/bin/python -m bench.micro watchers   # a join into a deploy watched by N sockets (own Redis)
     .venv/bin/python -m bench.micro client     # the bench client's CPU per frame, this tree's against
                                                # the asyncio-websockets one of b0392d7 (git), one ceiling
 
-`--sockets` and `--messages` (dispatch, client) or `--sizes` (watchers) shrink them; the smoke test does.
+`--sockets` and `--messages` (fanout, client) or `--sizes` (watchers) shrink them; the smoke test does.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import io
 import os
 import subprocess
@@ -29,36 +30,6 @@ ROOT = Path(__file__).resolve().parents[1]
 WEBSOCKETS_CLIENT = "b0392d7399a1ea3d9f526cdc1618b502a1782335"
 
 
-async def _deliver(loop_impl, sockets: int, messages: int) -> float:
-    """CPU µs per message handed to `sockets` consumers × `messages`, each consumer with two sources."""
-    left = sockets * messages
-    all_done = asyncio.Event()
-
-    async def dispatch(_message):
-        nonlocal left
-        left -= 1
-        if left == 0:
-            all_done.set()
-
-    layer_queues, consumers = [], []
-    for _ in range(sockets):
-        client, layer = asyncio.Queue(), asyncio.Queue()
-        layer_queues.append(layer)
-        consumers.append(asyncio.ensure_future(loop_impl(dispatch, client.get, layer.get)))
-    await asyncio.sleep(0.05)  # every consumer waits on its sources
-    started = time.process_time()
-    for i in range(messages):
-        for queue in layer_queues:  # one group message reaching every socket of the process
-            queue.put_nowait({"type": "deploy.events", "n": i})
-        await asyncio.sleep(0)
-    await all_done.wait()
-    spent = time.process_time() - started
-    for consumer in consumers:
-        consumer.cancel()
-    await asyncio.gather(*consumers, return_exceptions=True)
-    return spent / (sockets * messages) * 1e6
-
-
 def _django() -> None:
     """Herald's modules need Django set up; nothing here touches the database."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "herald.settings.base")
@@ -68,22 +39,137 @@ def _django() -> None:
     django.setup()
 
 
-def dispatch(sockets: int, messages: int, rounds: int) -> list[dict]:
+FRAME = '{"type":"events","events":[]}'  # the same text for both: the mechanism is timed, not JSON
+
+
+async def _per_socket_channels(sockets: int, messages: int, raw: bytes) -> float:
+    """channels_redis' pub/sub layer as it ships: the shard copies each group message into every member
+    channel's asyncio.Queue, each socket's receive() unpacks its own copy, and each socket's task runs
+    channels' await_many_dispatch. CPU µs per delivered message."""
     from channels.utils import await_many_dispatch
+    from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer, RedisSingleShardConnection
 
+    layer = RedisPubSubLoopLayer(channel_layer=RedisPubSubChannelLayer())
+    shard = RedisSingleShardConnection("redis://unused", layer)  # _receive_message needs no connection
+    group = layer._get_group_channel_name("deploy.1")
+    layer.groups[group] = set()
+    left, done = sockets * messages, asyncio.Event()
+
+    async def handle(_message):
+        nonlocal left
+        await _sink(FRAME)
+        left -= 1
+        if left == 0:
+            done.set()
+
+    never = asyncio.Event()
+    tasks = []
+    for i in range(sockets):
+        name = f"specific.bench!{i}"
+        layer.channels[name] = asyncio.Queue()
+        layer.groups[group].add(name)
+        receive = functools.partial(layer.receive, name)
+        tasks.append(asyncio.ensure_future(await_many_dispatch([never.wait, receive], handle)))
+    await asyncio.sleep(0.05)  # every socket waits on its queue
+    started = time.process_time()
+    for _ in range(messages):
+        shard._receive_message({"channel": group.encode(), "data": raw})
+        await asyncio.sleep(0)
+    await done.wait()
+    spent = time.process_time() - started
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return spent / (sockets * messages) * 1e6
+
+
+async def _herald_fanout(sockets: int, messages: int, raw: bytes) -> float:
+    """Herald's consumers/fanout.py: one channel for the group, each message unpacked once and offered to
+    every member (the real LocalGroup reader and HeraldConsumer.offer). CPU µs per delivered message."""
+    from channels_redis.pubsub import RedisPubSubChannelLayer
+
+    from deploys.consumers import fanout
+    from deploys.consumers.base import HeraldConsumer
+
+    serializer = RedisPubSubChannelLayer()
+    inbox: asyncio.Queue = asyncio.Queue()
+    left, done = sockets * messages, asyncio.Event()
+
+    class Layer:  # the one channel the group reader listens on, fed as the shard would
+        async def new_channel(self):
+            return "specific.bench!group"
+
+        async def group_add(self, group, channel):
+            pass
+
+        async def group_discard(self, group, channel):
+            pass
+
+        async def receive(self, channel):
+            return serializer.deserialize(await inbox.get())
+
+    class Member(HeraldConsumer):
+        def quick(self, message):
+            return True
+
+        async def deploy_events(self, message):
+            nonlocal left
+            await self.send(text_data=FRAME)
+            left -= 1
+            if left == 0:
+                done.set()
+
+    never = asyncio.Event()
+
+    async def receive():
+        await never.wait()
+
+    async def send(message):
+        await _sink(message["text"])
+
+    members = [Member() for _ in range(sockets)]
+    tasks = [asyncio.ensure_future(m({"type": "websocket"}, receive, send)) for m in members]
+    await asyncio.sleep(0.05)
+    local = fanout.LocalGroup("deploy.1", asyncio.get_running_loop())
+    local.layer = Layer()
+    for member in members:
+        local.members[member] = None
+    await local.subscribe()
+    started = time.process_time()
+    for _ in range(messages):
+        inbox.put_nowait(raw)
+        await asyncio.sleep(0)
+    await done.wait()
+    spent = time.process_time() - started
+    await local.close()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return spent / (sockets * messages) * 1e6
+
+
+async def _sink(text: str) -> None:
+    """Stands in for daphne's send: both variants pay the same for it."""
+
+
+def fanout(sockets: int, messages: int, rounds: int) -> list[dict]:
+    """One group message delivered to `sockets` sockets of a process, both ways, alternating rounds."""
     _django()
-    from deploys.consumers.base import pump_into
+    from channels_redis.pubsub import RedisPubSubChannelLayer
 
+    inline = [
+        {"seq": n, "kind": "log", "ts": "2026-12-01T00:00:00.000Z", "data": {"line": "x" * 120}} for n in range(5)
+    ]
+    raw = RedisPubSubChannelLayer().serialize({"type": "deploy.events", "first": 1, "last": 5, "events": inline})
     variants = {
-        "channels await_many_dispatch": lambda d, *sources: await_many_dispatch(list(sources), d),
-        "herald pump_into": pump_into,
+        "channel per socket (pub/sub layer)": _per_socket_channels,
+        "herald fanout": _herald_fanout,
     }
     rows = []
     for r in range(rounds):  # alternate, so drift on a shared machine hits both
         for name, impl in variants.items():
-            rows.append(
-                {"round": r + 1, "loop": name, "cpu_us_per_message": asyncio.run(_deliver(impl, sockets, messages))}
-            )
+            cpu_us = asyncio.run(impl(sockets, messages, raw))
+            rows.append({"round": r + 1, "delivery": name, "cpu_us_per_message": cpu_us})
     return rows
 
 
@@ -218,7 +304,7 @@ def _print(rows: list[dict]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.micro", description=__doc__.split("\n\n")[0])
-    parser.add_argument("which", choices=["dispatch", "watchers", "client"])
+    parser.add_argument("which", choices=["fanout", "watchers", "client"])
     parser.add_argument("--sockets", type=int, default=1000)
     parser.add_argument("--messages", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
@@ -227,8 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=10, help="client: producer requests (frames per socket) per s")
     parser.add_argument("--against", default=WEBSOCKETS_CLIENT, help="client: the commit whose client to compare")
     args = parser.parse_args(argv)
-    if args.which == "dispatch":
-        _print(dispatch(args.sockets, args.messages, args.rounds))
+    if args.which == "fanout":
+        _print(fanout(args.sockets, args.messages, args.rounds))
     elif args.which == "watchers":
         _print(watchers([int(s) for s in args.sizes.split(",")]))
     else:
