@@ -12,11 +12,11 @@ the database by seq, so an accepted event is never lost.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import orjson
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -203,8 +203,8 @@ def _insert_events(deploy: Deploy, rows: list[tuple]) -> None:
     # exception classes (DataError, IntegrityError), as from bulk_create.
     with connection.wrap_database_errors, connection.cursor() as cursor, cursor.copy(_copy_events_sql()) as copy:
         for seq, ts, kind, data in rows:
-            # json.dumps is what JSONField sends too (no encoder): PostgreSQL parses it into jsonb.
-            copy.write_row((deploy.pk, seq, ts, kind, json.dumps(data)))
+            # JSON text, as JSONField sends it; PostgreSQL parses it into jsonb.
+            copy.write_row((deploy.pk, seq, ts, kind, orjson.dumps(data).decode()))
 
 
 @functools.cache

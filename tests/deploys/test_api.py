@@ -123,6 +123,9 @@ def test_limits_are_413():
     ("body", "status", "code"),
     [
         ("{oops", 400, "bad_json"),
+        # JSON that Python's json module accepts but PostgreSQL's jsonb cannot store: refused at the door.
+        ('{"events": [{"kind": "log", "data": {"line": "x", "n": NaN}}]}', 400, "bad_json"),
+        ('{"events": [{"kind": "log", "data": {"line": "\\ud800"}}]}', 400, "bad_json"),
         ("[]", 400, "not_an_object"),
         ({"events": []}, 400, "missing_field"),
         ({"events": ["x"]}, 400, "invalid_field"),

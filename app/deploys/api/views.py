@@ -6,9 +6,9 @@ by events.record().
 
 from __future__ import annotations
 
-import json
 from functools import wraps
 
+import orjson
 from django.http import JsonResponse, StreamingHttpResponse
 from django.utils.text import slugify
 from django.views.decorators.csrf import csrf_exempt
@@ -53,8 +53,8 @@ def api_view(scopes: dict[str, str]):
                     if length > MAX_BODY_BYTES:
                         raise ApiError(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes")
                     try:
-                        body = json.loads(request.body or b"null")
-                    except ValueError:
+                        body = orjson.loads(request.body or b"null")
+                    except orjson.JSONDecodeError:
                         raise ApiError(400, "bad_json", "the body is not valid JSON") from None
                     if not isinstance(body, dict):
                         raise ApiError(400, "not_an_object", "the body must be a JSON object")

@@ -4,9 +4,9 @@ defined code, and taking messages from its groups (consumers/fanout.py) in order
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 
+import orjson
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
@@ -201,4 +201,4 @@ class HeraldConsumer(AsyncWebsocketConsumer):
             await self.send_json(exc.as_frame())
 
     async def send_json(self, content: dict):
-        await self.send(text_data=json.dumps(content, separators=(",", ":")))
+        await self.send(text_data=orjson.dumps(content).decode())
