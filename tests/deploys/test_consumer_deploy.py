@@ -347,3 +347,61 @@ async def test_joins_are_not_broadcast_to_a_large_audience(engineer, watcher, se
     for sock in (a, b, c):
         await sock.close()
     assert fanout.local_group(deploy_group(deploy.pk)) is None  # the last one out unsubscribed
+
+
+def count_reads(monkeypatch) -> list:
+    """Every trip to the database for stored events after `after` (gap fills, pages, catch-ups)."""
+    from deploys.consumers import deploy as consumer
+
+    reads, real = [], consumer._events_after
+
+    async def counting(deploy_id, after, until):
+        reads.append((after, until))
+        return await real(deploy_id, after, until)
+
+    monkeypatch.setattr(consumer, "_events_after", counting)
+    return reads
+
+
+async def test_a_lost_message_is_read_once_per_process_however_many_sockets(engineer, watcher, service, monkeypatch):
+    """After a lost message (Redis was away) the next batch shows the gap: the process reads it once and
+    offers it to all its sockets, instead of each socket queueing its own read on the database thread."""
+    from deploys import publisher
+
+    deploy = await external_deploy(service)
+    sockets = [await Socket.open(f"/ws/deploys/{deploy.pk}/", (engineer, watcher)[i % 2]) for i in range(5)]
+    for sock in sockets:
+        await sock.recv_until("live")
+    await sync_to_async(record)(deploy.pk, [NewEvent("log", {"line": "seen by the feed"})])  # seq 3
+    for sock in sockets:
+        assert await collect_until(sock, 3) == [3]
+    reads = count_reads(monkeypatch)
+    real = publisher.publish_batch
+    monkeypatch.setattr(publisher, "publish_batch", lambda *a, **k: None)
+    await sync_to_async(record)(deploy.pk, [NewEvent("log", {"line": f"lost {i}"}) for i in range(3)])  # 4-6
+    monkeypatch.setattr(publisher, "publish_batch", real)
+    await sync_to_async(record)(deploy.pk, [NewEvent("log", {"line": "next"})])  # 7
+    for sock in sockets:
+        assert await collect_until(sock, 7) == [4, 5, 6, 7]
+    assert reads == [(3, 6)]
+    for sock in sockets:
+        await sock.close()
+
+
+async def test_a_batch_too_big_to_inline_is_read_once_per_process(engineer, watcher, service, monkeypatch):
+    from deploys import publisher
+
+    deploy = await external_deploy(service)
+    sockets = [await Socket.open(f"/ws/deploys/{deploy.pk}/", (engineer, watcher)[i % 2]) for i in range(4)]
+    for sock in sockets:
+        await sock.recv_until("live")
+    reads = count_reads(monkeypatch)
+    monkeypatch.setattr(publisher, "INLINE_EVENTS", 2)  # so the next batch travels as a seq range
+    await sync_to_async(record)(deploy.pk, [NewEvent("log", {"line": f"big {i}"}) for i in range(5)])  # 3-7
+    for sock in sockets:
+        assert await collect_until(sock, 7) == [3, 4, 5, 6, 7]
+    assert reads == [(2, 7)]
+    await sockets[0].send({"action": "ping"})  # and nothing more follows: the range itself adds nothing
+    assert await sockets[0].recv() == {"type": "pong", "id": None, "last_seq": 7}
+    for sock in sockets:
+        await sock.close()

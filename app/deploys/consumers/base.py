@@ -85,10 +85,10 @@ class HeraldConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     # ------------------------------------------------------------------ group messages
-    async def join(self, group: str) -> None:
+    async def join(self, group: str, feed=None) -> None:
         """Hear `group` from now on; returns once every later message of the group will arrive."""
         self.joined.append(group)
-        await fanout.join(group, self)
+        await fanout.join(group, self, feed)
 
     async def leave_groups(self) -> None:
         while self.joined:

@@ -8,25 +8,31 @@ of its own (docs/benchmarks.md). Here a process subscribes to a group once: one 
 message once and offers the same dict to every local member, in the order the group sent them.
 
 Members are consumers with `async offer(message)` (consumers/base.py): an idle socket sends at once,
-a busy one keeps the message for later, so one slow socket never holds up the others.
+a busy one keeps the message for later, so one slow socket never holds up the others. A group may
+have a `feed` that turns each message into the messages to offer (deploy.py fills gaps with it, once
+per process instead of once per socket).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from channels.layers import get_channel_layer
 
 log = logging.getLogger(__name__)
 
+Feed = Callable[[dict], Awaitable[list[dict]]]
+
 
 class LocalGroup:
     """The members of one group in this process, and the task that reads the group for them."""
 
-    def __init__(self, group: str, loop: asyncio.AbstractEventLoop):
+    def __init__(self, group: str, loop: asyncio.AbstractEventLoop, feed: Feed | None = None):
         self.group = group
         self.loop = loop
+        self.feed = feed
         self.members: dict = {}  # insertion-ordered set: members hear messages in joining order
         self.layer = get_channel_layer()
         self.channel: str | None = None
@@ -51,11 +57,21 @@ class LocalGroup:
     async def _read(self) -> None:
         while True:
             message = await self.layer.receive(self.channel)
-            for member in list(self.members):
-                try:
-                    await member.offer(message)
-                except Exception:  # one broken socket must not starve the rest of the group
-                    log.exception("socket %r failed to take a %s message", member, message.get("type"))
+            for item in await self._fed(message):
+                for member in list(self.members):
+                    try:
+                        await member.offer(item)
+                    except Exception:  # one broken socket must not starve the rest of the group
+                        log.exception("socket %r failed to take a %s message", member, item.get("type"))
+
+    async def _fed(self, message: dict) -> list[dict]:
+        if self.feed is None:
+            return [message]
+        try:
+            return await self.feed(message)
+        except Exception:  # the members still get the message and repair what they miss themselves
+            log.exception("the feed of %s failed on a %s message", self.group, message.get("type"))
+            return [message]
 
     async def close(self) -> None:
         """Called once the last member left: stop reading and leave the channel layer's group."""
@@ -79,12 +95,13 @@ def local_group(group: str) -> LocalGroup | None:
     return found if found is not None and found.loop is asyncio.get_running_loop() else None
 
 
-async def join(group: str, member) -> None:
+async def join(group: str, member, feed: Callable[[], Feed] | None = None) -> None:
     """Add `member` to `group`; returns once this process is subscribed to it, so every message the
-    group sends from now on reaches the member (join-before-read, consumers/deploy.py)."""
+    group sends from now on reaches the member (join-before-read, consumers/deploy.py). `feed` makes
+    the group's feed when this is the process's first member of the group."""
     local = local_group(group)
     if local is None:
-        local = _groups[group] = LocalGroup(group, asyncio.get_running_loop())
+        local = _groups[group] = LocalGroup(group, asyncio.get_running_loop(), feed() if feed else None)
         local.members[member] = None
         try:
             await local.subscribe()
