@@ -10,6 +10,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
+from django.db import connections
 from django.test import Client
 
 from deploys import redis as herald_redis
@@ -43,6 +44,15 @@ def _use_test_redis(redis_server, settings):
     yield
     channel_layers.backends = {}
     herald_redis.reset()
+
+
+@pytest.fixture(autouse=True)
+async def _close_worker_thread_connections():
+    """The async tests read and write through asgiref's sync_to_async, whose worker thread keeps a
+    database connection of its own. channels' websocket_disconnect used to close it on every socket
+    close; HeraldConsumer's does not, so close it here, or the session cannot drop the test database."""
+    yield
+    await sync_to_async(connections.close_all)()
 
 
 @pytest.fixture
