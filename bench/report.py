@@ -187,6 +187,13 @@ def markdown(run: dict) -> str:
             for name, t in run["targets"].items()
             if t.get("loadavg_at_start") and t.get("loadavg_at_end")
         )
+        + "".join(
+            f" {name} waited for idle servers before each scenario: "
+            + ", ".join(f"{k} {v} s" for k, v in t["settled_s"].items())
+            + "."
+            for name, t in run["targets"].items()
+            if t.get("settled_s")
+        )
         + (f" Note: {run['note']}" if run.get("note") else ""),
         "Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + ".",
         "",

@@ -141,9 +141,10 @@ def held_broadcast_storm(t: Target, pin: Pinning, p: dict, log) -> dict:
             **_correct(r),
             "close_codes": r["close_codes"],
         }
+        back = r["subs_closed"] - r["not_resumed"]
         log(
-            f"  {t.name}: storm: {r['subs_closed']} closed, resumed in {out['storm']['all_resumed_s']} s, "
-            f"lost {r['lost']}"
+            f"  {t.name}: storm: {r['subs_closed']} closed, {back} back, the last "
+            f"{out['storm']['all_resumed_s']} s after the restart command, lost {r['lost']}"
         )
     return out
 
