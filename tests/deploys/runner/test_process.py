@@ -6,7 +6,21 @@ import sys
 import textwrap
 import time
 
+import pytest
+
 from deploys.runner.process import run_step
+
+
+@pytest.fixture(autouse=True)
+def steps_inherit_default_sigint():
+    """Steps here start from pytest, as they start from the Celery worker in production, whose own
+    SIGINT handler means a step execs with SIGINT at its default. A suite launched in the background
+    of a non-interactive shell inherits SIGINT *ignored* instead, and so would every `sleep` below —
+    which would test the shell, not the escalation. A handled signal is reset at exec, so install one."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
 
 IGNORES_SIGINT = textwrap.dedent("""
     import signal, sys, time
