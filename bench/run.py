@@ -95,20 +95,6 @@ PROFILES = {
 }
 
 
-def settle(target, params: dict) -> float:
-    """Seconds until the target's servers were idle (two quiet seconds in a row), or settle_max_s."""
-    t0 = time.monotonic()
-    quiet = 0
-    before = target.usage()
-    while time.monotonic() - t0 < params["settle_max_s"] and quiet < 2:
-        time.sleep(1)
-        after = target.usage()
-        busy = sum(after[r]["cpu_s"] - before[r]["cpu_s"] for r in after if r in before)
-        quiet = quiet + 1 if busy < params["settle_cpu"] else 0
-        before = after
-    return round(time.monotonic() - t0, 1)
-
-
 def parse_set(items: list[str]) -> dict:
     out = {}
     for item in items:
@@ -172,9 +158,9 @@ def run_target(name: str, params: dict, pin: Pinning, log) -> dict:
         for key, step in steps:
             if key in params.get("skip", []):
                 continue
-            result["settled_s"][key] = settle(target, params)
-            if result["settled_s"][key] > 3:
-                log(f"{name}: servers busy for {result['settled_s'][key]} s before {key}")
+            waited = result["settled_s"][key] = scenarios.settle(target, params)
+            if waited > 3:
+                log(f"{name}: servers busy for {waited} s before {key}")
             try:
                 result[key] = step()
             except Exception as exc:  # one failing scenario must not hide the others' figures

@@ -17,6 +17,19 @@ def _delta(before: dict, after: dict) -> dict:
     return {"by_role": roles, "total": round(sum(roles.values()), 2)}
 
 
+def settle(t: Target, p: dict) -> float:
+    """Seconds until the target's servers were idle (two quiet seconds in a row), or settle_max_s."""
+    t0 = time.monotonic()
+    quiet = 0
+    before = t.usage()
+    while time.monotonic() - t0 < p["settle_max_s"] and quiet < 2:
+        time.sleep(1)
+        after = t.usage()
+        quiet = quiet + 1 if _delta(before, after)["total"] < p["settle_cpu"] else 0
+        before = after
+    return round(time.monotonic() - t0, 1)
+
+
 def _rss(usage: dict, roles: list[str] | None = None) -> int:
     return sum(u["rss"] for role, u in usage.items() if roles is None or role in roles)
 

@@ -33,7 +33,7 @@ def wsserver(tmp_path):
             assert proc.poll() is None, proc.communicate()[0]
             assert time.monotonic() < deadline, "daphne did not listen within 60 s"
             time.sleep(0.1)
-        yield proc, sock
+        yield proc
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -41,7 +41,7 @@ def wsserver(tmp_path):
 
 
 def test_sigterm_freezes_the_heap_before_daphne_cancels_the_applications(wsserver):
-    proc, _ = wsserver
+    proc = wsserver
     proc.send_signal(signal.SIGTERM)
     output = proc.communicate(timeout=60)[0]
     assert proc.returncode == 0, output
