@@ -1,4 +1,5 @@
-"""daphne on uvloop: the WebSocket server supervisor runs for /ws/ (deploy/supervisor/supervisord.conf.j2).
+"""daphne on uvloop, with prepared frames: the WebSocket server supervisor runs for /ws/
+(deploy/supervisor/supervisord.conf.j2).
 
     python -m herald.wsserver <daphne's own arguments> herald.asgi:application
 
@@ -7,18 +8,37 @@ library's loop every frame sent re-registers its socket twice — Twisted starts
 — and the selectors module rebuilds a namedtuple and calls epoll_ctl each time: 31 % of daphne's
 Python time while fanning out (py-spy, docs/benchmarks.md). uvloop does the same bookkeeping in C.
 The policy has to be set before daphne.server is imported, which creates the loop at import time.
+
+Every WebSocket scope also carries the herald.prepared_frames extension (herald/prepared_frames.py):
+the consumers frame a live batch once and write the same bytes to each socket.
 """
 
 import asyncio
 import gc
 import logging
+from functools import partial
 
 import uvloop
 
 asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 from daphne.cli import CommandLineInterface  # noqa: E402
+from daphne.server import Server  # noqa: E402
 from twisted.internet import reactor  # noqa: E402  (the asyncio reactor daphne.server installed)
+
+from herald import prepared_frames  # noqa: E402
+
+
+class HeraldServer(Server):
+    """daphne's server, offering the prepared-frames extension to every WebSocket application."""
+
+    def create_application(self, protocol, scope):
+        if scope.get("type") == "websocket":
+            scope.setdefault("extensions", {})[prepared_frames.EXTENSION] = {
+                "prepare": prepared_frames.prepare,
+                "send": partial(prepared_frames.send, protocol),
+            }
+        return super().create_application(protocol, scope)
 
 
 def stop_collecting_old_objects() -> None:
@@ -39,4 +59,5 @@ def stop_collecting_old_objects() -> None:
 if __name__ == "__main__":
     # Added before daphne's own trigger (Server.run), so it runs before the applications are cancelled.
     reactor.addSystemEventTrigger("before", "shutdown", stop_collecting_old_objects)
+    CommandLineInterface.server_class = HeraldServer
     CommandLineInterface.entrypoint()

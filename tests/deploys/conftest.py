@@ -16,6 +16,7 @@ from django.test import Client
 from deploys import redis as herald_redis
 from deploys.management.commands.ensure_admin import ensure_release_engineers
 from deploys.models import Environment, Service, ServiceStep
+from herald import prepared_frames
 from tests.support.servers import RedisServer
 
 
@@ -83,8 +84,31 @@ def session_cookie(user) -> bytes:
     return f"sessionid={client.cookies['sessionid'].value}".encode()
 
 
+@pytest.fixture(params=["asgi", "prepared"])
+def both_send_paths(request, monkeypatch):
+    """Run a socket test twice: with plain ASGI sends, and with the consumers' prepared-frames path
+    (herald/prepared_frames.py), which real daphne offers and the test communicator does not."""
+    monkeypatch.setattr(Socket, "prepared_frames", request.param == "prepared")
+    return request.param
+
+
+def _prepared_frames_over(comm: WebsocketCommunicator) -> dict:
+    """The herald.prepared_frames extension for a test communicator: the frame's payload goes to the
+    communicator as the websocket.send message daphne would have turned it into. (Only herald.wsserver
+    offers the real one; tests/herald/test_prepared_frames.py tests it on a real socket.) One prepared
+    frame always turns into the same str object, so tests can still tell what was encoded once."""
+
+    def send(prepared):
+        text = prepared.__dict__.setdefault("test_text", prepared.payload.decode())
+        comm.output_queue.put_nowait({"type": "websocket.send", "text": text})
+
+    return {"prepare": prepared_frames.prepare, "send": send}
+
+
 class Socket:
     """A WebsocketCommunicator that speaks JSON frames, for the real herald.asgi application."""
+
+    prepared_frames = False  # offer the prepared-frames extension (the both_send_paths fixture)
 
     def __init__(self, comm: WebsocketCommunicator):
         self.comm = comm
@@ -98,6 +122,8 @@ class Socket:
         if user is not None:
             headers.append((b"cookie", await sync_to_async(session_cookie)(user)))
         comm = WebsocketCommunicator(application, path, headers=headers)
+        if cls.prepared_frames:  # the application reads its scope (this same dict) once it runs
+            comm.scope["extensions"] = {prepared_frames.EXTENSION: _prepared_frames_over(comm)}
         accepted, code = await comm.connect(timeout=5)
         if expect_accept:
             assert accepted, f"socket {path} refused with {code}"

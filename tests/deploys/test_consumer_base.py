@@ -19,7 +19,7 @@ from deploys.publisher import deploy_group
 
 from .conftest import Socket
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("both_send_paths")]
 
 
 async def test_live_messages_do_not_hop_to_the_database_thread(engineer, service, monkeypatch):
@@ -174,6 +174,9 @@ async def test_a_member_that_fails_does_not_starve_the_group(engineer, service):
     await good.recv_until("live")
 
     class Broken:
+        def offer_now(self, message):
+            return False  # take the coroutine path, which fails
+
         async def offer(self, message):
             raise RuntimeError("a broken member")
 

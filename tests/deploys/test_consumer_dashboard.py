@@ -8,7 +8,7 @@ from deploys.models import Deploy
 
 from .conftest import Socket
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("both_send_paths")]
 
 
 async def test_snapshot_then_live_summaries_and_single_notices(engineer, service):

@@ -15,7 +15,7 @@ from deploys.publisher import deploy_group
 
 from .conftest import Socket
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("both_send_paths")]
 
 
 @sync_to_async

@@ -13,6 +13,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 
+from herald.prepared_frames import EXTENSION as PREPARED_FRAMES
 from herald.ws_auth import session_key, user_for_session_key
 
 from . import fanout
@@ -49,6 +50,8 @@ class HeraldConsumer(AsyncWebsocketConsumer):
         a channel, a queue and a waiting task per socket; client messages come from `receive`."""
         self.scope = scope
         self.base_send = send
+        # {"prepare", "send"} under Herald's daphne (herald/prepared_frames.py); None elsewhere.
+        self.prepared_frames = scope.get("extensions", {}).get(PREPARED_FRAMES)
         self.turn = asyncio.Lock()  # one handler at a time, whoever calls it
         self.held: list[dict] = []  # group messages offered while a handler ran, in arrival order
         self.joined: list[str] = []
@@ -110,6 +113,26 @@ class HeraldConsumer(AsyncWebsocketConsumer):
                 await self.dispatch(message)
         except Exception:
             self._broken()
+
+    def offer_now(self, message: dict) -> bool:
+        """offer() without a coroutine, for the group reader (consumers/fanout.py): an idle socket under
+        Herald's daphne handles the usual live message here, synchronously; False sends the reader
+        to offer(). With nothing awaited between the checks and the sends, no other handler of the
+        socket can run in between, as if the turn were taken — without taking it."""
+        if self.closing:
+            return True  # dropped, as offer() drops it
+        if self.prepared_frames is None or self.turn.locked() or self.held:
+            return False
+        try:
+            return self.deliver_now(message)
+        except Exception:
+            self._broken()
+            return True
+
+    def deliver_now(self, message: dict) -> bool:
+        """Handle `message` without awaiting anything (send_shared_now() only) and return True, or leave
+        it untouched and return False. Nothing is handled so by default."""
+        return False
 
     def quick(self, message: dict) -> bool:
         return False
@@ -202,3 +225,25 @@ class HeraldConsumer(AsyncWebsocketConsumer):
 
     async def send_json(self, content: dict):
         await self.send(text_data=orjson.dumps(content).decode())
+
+    async def send_shared(self, message: dict, name: str, frame: dict) -> None:
+        """Send `frame`, which every socket of this process offered `message` sends too (consumers/
+        fanout.py): encoded once per message and kept in the shared message dict under `name` — and,
+        under Herald's daphne, framed once as well and written straight to the socket. The ASGI path
+        is the fallback, and the frames are the same."""
+        if self.prepared_frames is not None:
+            self.send_shared_now(message, name, frame)
+            return
+        key = f"_{name}_text"
+        text = message.get(key)
+        if text is None:
+            text = message[key] = orjson.dumps(frame).decode()
+        await self.send(text_data=text)
+
+    def send_shared_now(self, message: dict, name: str, frame: dict) -> None:
+        """send_shared() through the prepared frames, which need no await (deliver_now())."""
+        key = f"_{name}_prepared"
+        wire = message.get(key)
+        if wire is None:
+            wire = message[key] = self.prepared_frames["prepare"](orjson.dumps(frame))
+        self.prepared_frames["send"](wire)

@@ -36,9 +36,9 @@ class DashboardConsumer(HeraldConsumer):
     async def dashboard_update(self, message):
         """A deploy changed (from publisher.publish_batch)."""
         if message.get("deploy"):
-            await self.send_json({"type": "summary", "deploy": message["deploy"]})
-        for notice in message.get("notices", []):
-            await self.send_json({"type": "notice", "deploy": message.get("deploy"), **notice})
+            await self.send_shared(message, "summary", {"type": "summary", "deploy": message["deploy"]})
+        for i, notice in enumerate(message.get("notices", [])):
+            await self.send_shared(message, f"notice{i}", {"type": "notice", "deploy": message.get("deploy"), **notice})
 
     async def on_ping(self, frame_id):
         await self.send_json({"type": "pong", "id": frame_id})

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from urllib.parse import parse_qs
 
-import orjson
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -23,17 +22,6 @@ from .frames import CLOSE_BAD_REQUEST, CLOSE_NOT_FOUND, CLOSE_RESUME_BEYOND_END,
 PAGE = 1000
 # Join/leave broadcasts go only to deploys this process holds at most this many sockets of (announce()).
 BROADCAST_WATCHERS_UP_TO = 50
-
-
-def _frame_text(message: dict, kind: str, frame: dict) -> str:
-    """`frame` as JSON, encoded once per group message: the process's fan-out offers the same message
-    dict to every socket of the deploy (consumers/fanout.py), so the text is shared too (json.dumps
-    per subscriber was ≈ 5 % of fan-out; orjson, not json: docs/benchmarks.md)."""
-    key = f"_{kind}_text"
-    text = message.get(key)
-    if text is None:
-        text = message[key] = orjson.dumps(frame).decode()
-    return text
 
 
 def _open(deploy_id: int, after: int) -> tuple[dict | None, list[dict]]:
@@ -198,11 +186,33 @@ class DeployConsumer(HeraldConsumer):
             return True
         return message.get("events") is not None and message["first"] <= self.last_sent + 1
 
+    def deliver_now(self, message: dict) -> bool:
+        """deploy_events() and deploy_watchers() for the usual live message, without awaiting (prepared
+        frames only, consumers/base.py): a watcher list, or a batch that is either all new and right
+        after what this socket sent or all sent already — with its summary. Anything that needs the
+        database or a frame of this socket's own goes to the handlers."""
+        if self.group is None:
+            return True  # refused or closed: the handlers drop it too
+        kind = message["type"]
+        if kind == "deploy.watchers":
+            self.send_shared_now(message, "watchers", message["frame"])
+            return True
+        if kind != "deploy.events":
+            return False
+        if message["last"] > self.last_sent:
+            if message.get("events") is None or message["first"] != self.last_sent + 1:
+                return False
+            self.send_shared_now(message, "events", {"type": "events", "events": message["events"]})
+            self.last_sent = message["last"]
+        if message.get("summary"):
+            self.send_shared_now(message, "summary", {"type": "summary", "deploy": message["summary"]})
+        return True
+
     async def deploy_watchers(self, message):
         """Someone joined or left (from announce())."""
         if self.group is None:
             return
-        await self.send(text_data=_frame_text(message, "watchers", message["frame"]))
+        await self.send_shared(message, "watchers", message["frame"])
 
     async def catch_up(self, until: int | None = None) -> None:
         """Send every stored event after last_sent (up to `until`), in pages."""
@@ -222,7 +232,7 @@ class DeployConsumer(HeraldConsumer):
         first, last, inline = message["first"], message["last"], message.get("events")
         if last > self.last_sent:
             if inline is not None and first == self.last_sent + 1:  # the usual case: the whole batch is new
-                await self.send(text_data=_frame_text(message, "events", {"type": "events", "events": inline}))
+                await self.send_shared(message, "events", {"type": "events", "events": inline})
                 self.last_sent = last
             elif inline is not None and first <= self.last_sent:  # overlaps the replay: drop what was sent
                 fresh = [e for e in inline if e["seq"] > self.last_sent]
@@ -231,8 +241,7 @@ class DeployConsumer(HeraldConsumer):
             else:  # a gap (a message was lost) or a batch too big to inline: read the database
                 await self.catch_up(until=last)
         if message.get("summary"):
-            frame = {"type": "summary", "deploy": message["summary"]}
-            await self.send(text_data=_frame_text(message, "summary", frame))
+            await self.send_shared(message, "summary", {"type": "summary", "deploy": message["summary"]})
 
     async def on_ping(self, frame_id):
         # A message lost while Redis was away (the layer re-subscribes by itself) is filled from here.

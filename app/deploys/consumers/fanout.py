@@ -7,7 +7,8 @@ carried the queue (four deques and an Event, ≈ 2.7 KB), a waiting task and a R
 of its own (docs/benchmarks.md). Here a process subscribes to a group once: one reader unpacks each
 message once and offers the same dict to every local member, in the order the group sent them.
 
-Members are consumers with `async offer(message)` (consumers/base.py): an idle socket sends at once,
+Members are consumers with `offer_now(message)` and `async offer(message)` (consumers/base.py): an
+idle socket sends at once — the usual live batch without even a coroutine, when offer_now() can —
 a busy one keeps the message for later, so one slow socket never holds up the others. A group may
 have a `feed` that turns each message into the messages to offer (deploy.py fills gaps with it, once
 per process instead of once per socket).
@@ -60,7 +61,8 @@ class LocalGroup:
             for item in await self._fed(message):
                 for member in list(self.members):
                     try:
-                        await member.offer(item)
+                        if not member.offer_now(item):
+                            await member.offer(item)
                     except Exception:  # one broken socket must not starve the rest of the group
                         log.exception("socket %r failed to take a %s message", member, item.get("type"))
 
