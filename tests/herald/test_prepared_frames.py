@@ -5,46 +5,21 @@ socket drops them quietly."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from websockets.sync.client import unix_connect
 
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import running_wsserver
 
 
 @pytest.fixture
 def server(tmp_path):
-    """herald.wsserver serving tests/herald/prepared_frames_app.py on a unix socket, as supervisor runs it."""
+    """herald.wsserver serving tests/herald/prepared_frames_app.py."""
     sock = tmp_path / "daphne.sock"
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'app'}{os.pathsep}{ROOT}"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "herald.wsserver", "-u", str(sock), "tests.herald.prepared_frames_app:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not sock.exists():
-            assert proc.poll() is None, proc.communicate()[0]
-            assert time.monotonic() < deadline, "daphne did not listen within 60 s"
-            time.sleep(0.1)
+    with running_wsserver(sock, "tests.herald.prepared_frames_app:application") as proc:
         yield sock, proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def _connect(sock: Path):

@@ -2,42 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import running_wsserver
 
 
 @pytest.fixture
 def wsserver(tmp_path):
-    """python -m herald.wsserver on a unix socket of its own, as supervisor starts it (without the fd)."""
-    sock = tmp_path / "daphne.sock"
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'app'}{os.pathsep}{ROOT}"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "herald.wsserver", "-u", str(sock), "herald.asgi:application"],
-        cwd=ROOT / "app",
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not sock.exists():
-            assert proc.poll() is None, proc.communicate()[0]
-            assert time.monotonic() < deadline, "daphne did not listen within 60 s"
-            time.sleep(0.1)
+    with running_wsserver(tmp_path / "daphne.sock", "herald.asgi:application") as proc:
         yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_sigterm_freezes_the_heap_before_daphne_cancels_the_applications(wsserver):
