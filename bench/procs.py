@@ -10,13 +10,17 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def _stat(pid: int) -> tuple[int, float, int] | None:
-    """(ppid, cpu seconds user+system, rss bytes) or None when the process is gone."""
+    """(ppid, cpu seconds, rss bytes) or None when the process is gone.
+
+    The CPU is the process's own user + system time plus that of its children it has reaped: a uWSGI
+    worker recycled after max-requests, or the PostgreSQL backend of its connection, ends during a step,
+    and without its parent's share its whole CPU would vanish from the step's sum."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     fields = raw[raw.rindex(")") + 2 :].split()
-    return int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK, int(fields[21]) * PAGE
+    return int(fields[1]), sum(int(f) for f in fields[11:15]) / TICK, int(fields[21]) * PAGE
 
 
 def tree(roots: list[int]) -> list[int]:
