@@ -11,6 +11,9 @@ The policy has to be set before daphne.server is imported, which creates the loo
 
 Every WebSocket scope also carries the herald.prepared_frames extension (herald/prepared_frames.py):
 the consumers frame a live batch once and write the same bytes to each socket.
+
+The garbage collector skips the start-up heap from the first socket on (herald/heap.py), and the
+whole heap from the moment daphne is told to stop.
 """
 
 import asyncio
@@ -27,6 +30,7 @@ from daphne.server import Server  # noqa: E402
 from twisted.internet import reactor  # noqa: E402  (the asyncio reactor daphne.server installed)
 
 from herald import prepared_frames  # noqa: E402
+from herald.heap import freeze_startup_heap  # noqa: E402
 
 
 class HeraldServer(Server):
@@ -39,6 +43,13 @@ class HeraldServer(Server):
                 "send": partial(prepared_frames.send, protocol),
             }
         return super().create_application(protocol, scope)
+
+    def run(self):
+        # daphne's CLI imports the application before it builds the server, and no socket is open yet:
+        # what exists now is Django, the app, Twisted and autobahn (herald/heap.py says why freeze it).
+        frozen = freeze_startup_heap()
+        logging.getLogger("herald.wsserver").info("starting: %d objects kept out of garbage collection", frozen)
+        super().run()
 
 
 def stop_collecting_old_objects() -> None:

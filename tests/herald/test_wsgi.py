@@ -1,0 +1,23 @@
+"""herald.wsgi, what every uWSGI worker imports after the fork: it freezes the start-up heap."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from .conftest import ROOT
+
+PROBE = "import gc, sys, herald.wsgi; print(gc.get_freeze_count(), 'daphne' in sys.modules, 'twisted' in sys.modules)"
+
+
+def _import_wsgi(settings: str, **env: str) -> list[str]:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings, **env}
+    return subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=ROOT / "app", env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+
+
+def test_a_worker_freezes_its_start_up_heap():
+    frozen, _, _ = _import_wsgi("herald.settings.test")
+    assert int(frozen) > 10_000  # Django's modules at least
