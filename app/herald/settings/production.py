@@ -9,6 +9,10 @@ from .base import env
 SECRET_KEY = env("DJANGO_SECRET_KEY")  # no default: refuse to start without it
 DEBUG = False
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
+# daphne's app only swaps in its ASGI `runserver`, which production never runs (herald.wsserver serves
+# /ws/). Installed, it imports daphne.server — Twisted's reactor and autobahn — into every uWSGI worker
+# and Celery child: ≈ 0.7–1 s of CPU at each of their starts (docs/benchmarks.md).
+INSTALLED_APPS = [app for app in INSTALLED_APPS if app != "daphne"]  # noqa: F405
 
 # https://docs.djangoproject.com/en/5.2/ref/settings/#secure-ssl-redirect
 # nginx redirects port 80 itself; Django redirecting too is a second guard for direct hits.
