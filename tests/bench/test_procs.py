@@ -10,7 +10,14 @@ from bench.procs import usage
 BURN = "import time\nend = time.process_time() + 0.5\nwhile time.process_time() < end: pass"
 # A parent that runs one CPU-bound child to its end (and reaps it), says so, then idles: as a uWSGI master
 # does with a worker recycled after max-requests.
-PARENT = f"import subprocess, sys, time\nsubprocess.run([sys.executable, '-c', {BURN!r}])\nprint('reaped', flush=True)\ntime.sleep(60)"
+PARENT = "\n".join(
+    [
+        "import subprocess, sys, time",
+        f"subprocess.run([sys.executable, '-c', {BURN!r}])",
+        "print('reaped', flush=True)",
+        "time.sleep(60)",
+    ]
+)
 
 
 def test_cpu_of_a_reaped_child_counts_for_its_parent():
