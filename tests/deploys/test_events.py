@@ -253,3 +253,16 @@ def test_a_batch_with_its_own_timestamps_publishes_each_one(service, published):
     assert [(e.deploy, e.seq, e.ts, e.kind, e.data) for e in recorded.events] == [
         (deploy, e.seq, e.ts, e.kind, e.data) for e in stored
     ]
+
+
+def test_each_stored_event_updates_two_indexes_only():
+    """Every index is written for every event stored. (deploy, seq) leads with the deploy, so it serves
+    lookups and cascades by deploy: a second index on the deploy alone would only cost inserts."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, DeployEvent._meta.db_table)
+    indexed = sorted(
+        tuple(c["columns"]) for c in constraints.values() if c["index"] or c["primary_key"] or c["unique"]
+    )
+    assert indexed == [("deploy_id", "seq"), ("id",)], constraints
