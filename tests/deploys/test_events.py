@@ -262,7 +262,5 @@ def test_each_stored_event_updates_two_indexes_only():
 
     with connection.cursor() as cursor:
         constraints = connection.introspection.get_constraints(cursor, DeployEvent._meta.db_table)
-    indexed = sorted(
-        tuple(c["columns"]) for c in constraints.values() if c["index"] or c["primary_key"] or c["unique"]
-    )
+    indexed = sorted(tuple(c["columns"]) for c in constraints.values() if c["index"] or c["primary_key"] or c["unique"])
     assert indexed == [("deploy_id", "seq"), ("id",)], constraints
