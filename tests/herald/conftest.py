@@ -1,4 +1,5 @@
-"""Starting herald.wsserver — the daphne supervisor runs — as a process of its own, for the tests here."""
+"""Running Herald's entry points in processes of their own, for the tests here: herald.wsserver (the daphne
+supervisor runs), and short scripts that import the app as a fresh interpreter would."""
 
 from __future__ import annotations
 
@@ -36,3 +37,13 @@ def running_wsserver(sock: Path, application: str):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def python_in_app(code: str, **env: str) -> list[str]:
+    """Run `code` in a fresh interpreter from app/ (as uWSGI and daphne import it), with `env` added to this
+    environment; returns its standard output split into words. A failing script fails the test."""
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT / "app", env={**os.environ, **env}, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
-from .conftest import ROOT
+from .conftest import python_in_app
 
 CHECK = """
 import gc, weakref
@@ -31,10 +28,7 @@ print(frozen == gc.get_freeze_count(), frozen, start_up_garbage_ref() is None, l
 
 
 def test_start_up_garbage_is_freed_the_rest_frozen_and_later_garbage_still_collected():
-    out = subprocess.run(
-        [sys.executable, "-c", CHECK], cwd=ROOT / "app", capture_output=True, text=True, check=True
-    ).stdout.split()
-    counts_agree, frozen, start_up_freed, later_freed = out
+    counts_agree, frozen, start_up_freed, later_freed = python_in_app(CHECK)
     assert counts_agree == "True"
     assert int(frozen) > 1_000  # the interpreter's own modules at least
     assert start_up_freed == "True"  # collected before the freeze, not kept forever

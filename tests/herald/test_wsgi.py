@@ -3,21 +3,15 @@ production settings it loads neither daphne nor Twisted."""
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
-import sys
 
-from .conftest import ROOT
+from .conftest import python_in_app
 
 PROBE = "import gc, sys, herald.wsgi; print(gc.get_freeze_count(), 'daphne' in sys.modules, 'twisted' in sys.modules)"
 
 
 def _import_wsgi(settings: str, **env: str) -> list[str]:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings, **env}
-    return subprocess.run(
-        [sys.executable, "-c", PROBE], cwd=ROOT / "app", env=env, capture_output=True, text=True, check=True
-    ).stdout.split()
+    return python_in_app(PROBE, DJANGO_SETTINGS_MODULE=settings, **env)
 
 
 def test_a_worker_freezes_its_start_up_heap():
