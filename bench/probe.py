@@ -6,6 +6,7 @@ profile: the quick A/B behind a change, before the full `make bench` measures th
     python -m bench.probe ramp --subscribers 2000                      # CPU and memory per socket
     python -m bench.probe fanout --set herald_nginx_ws_buffer_size=8k  # one bundle variable changed
     python -m bench.probe fanout --profile daphne                      # + py-spy (GIL samples) per pid
+    python -m bench.probe storm --subscribers 4000                     # restart daphne:*, time them back
 
 Every step starts with a ramp of --subscribers sockets on a fresh deploy, so each prints the ramp's
 figures too. To compare two commits, run the same command in a git worktree of each, one after the
@@ -24,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.load import Pinning, Subscribers, produce
+from bench.load import Background, Pinning, Subscribers, produce
 from bench.procs import tree
 from bench.targets import HeraldTarget
 
@@ -70,14 +71,59 @@ class Profiler:
             print(f"    {100 * n / max(1, total):5.1f} %  {frame[:140]}")
 
 
+def _storm(target: HeraldTarget, subs: Subscribers, deploy_id: int, last: int, pin: Pinning, roles, args) -> None:
+    """Restart every daphne while a producer runs; how long until every socket is back, and the
+    server CPU that took per socket back (against the ramp's per socket: the storm's overhead)."""
+    time.sleep(1)
+    subs.mark()
+    cfg = {
+        "host": "127.0.0.1",
+        "port": target.api_port,
+        "path": target.events_path(deploy_id),
+        "headers": target.api_headers,
+        "line_bytes": 120,
+        "connections": 2,
+        "batch": 1,
+        "duration": args.seconds,
+        "rate": args.rate,
+    }
+    u0 = target.usage()
+    bg = Background(cfg, pin)
+    try:
+        time.sleep(1)
+        t_restart = time.time()
+        target.restart_ws()
+        restart_s = time.time() - t_restart
+        # The restarted processes, from their start.
+        spy = Profiler(target, roles, args.out, "storm", None) if roles else None
+        made = bg.result(timeout=args.seconds + 120)
+    finally:
+        bg.kill()
+    got = subs.report(made["last_seq"] or last, timeout=args.storm_timeout, stall=args.storm_timeout)
+    after = target.usage()
+    cpu = _cpu(u0, after)
+    cpu["daphne"] = round(after["daphne"]["cpu_s"], 2)  # every daphne is new since the restart
+    back = got["subs_closed"] - got["not_resumed"]
+    checks = {k: got[k] for k in ("lost", "behind", "dups", "reordered")}
+    resumed = round(got["last_resumed_at"] - t_restart, 1) if got["last_resumed_at"] else None
+    print(
+        f"storm: restart {restart_s:.1f} s; {back}/{got['subs_closed']} back, the last {resumed} s after it; "
+        f"{got['handshake_failures']} failed handshakes; {checks}; "
+        f"server CPU s {cpu}; CPU ms per socket back {_per(cpu, back, 1000)}"
+    )
+    if spy:
+        spy.report(stop=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.probe", description=__doc__.split("\n\n")[0])
-    parser.add_argument("step", choices=["ramp", "fanout", "ingest"])
+    parser.add_argument("step", choices=["ramp", "fanout", "ingest", "storm"])
     parser.add_argument("--subscribers", type=int, help="sockets on the deploy (default 1,000; ingest: 10 watchers)")
     parser.add_argument("--rate", type=float, default=5, help="fanout: producer requests per second")
     parser.add_argument("--batch", type=int, default=1, help="events per request")
     parser.add_argument("--connections", type=int, default=4, help="producer connections")
     parser.add_argument("--seconds", type=float, default=15, help="how long the producer runs")
+    parser.add_argument("--storm-timeout", type=float, default=180, help="storm: how long to wait for all back")
     parser.add_argument("--set", action="append", default=[], metavar="VAR=VALUE", help="a bundle variable")
     parser.add_argument("--profile", default="", help="roles to run py-spy on, e.g. daphne,uwsgi")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/probe")
@@ -111,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
             if spy:
                 spy.report(stop=True)
             if args.step == "ramp":
+                return 0
+            if args.step == "storm":
+                _storm(target, subs, deploy_id, last, pin, roles, args)
                 return 0
             time.sleep(1)
             subs.mark()
