@@ -14,6 +14,7 @@ from django.db import connections
 from django.test import Client
 
 from deploys import redis as herald_redis
+from deploys.consumers.replay import replay_cache
 from deploys.management.commands.ensure_admin import ensure_release_engineers
 from deploys.models import Environment, Service, ServiceStep
 from herald import prepared_frames
@@ -45,6 +46,15 @@ def _use_test_redis(redis_server, settings):
     yield
     channel_layers.backends = {}
     herald_redis.reset()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_replay_cache():
+    """Each test's database numbers its deploys from 1 again; the process-wide replay cache must not
+    answer for the last test's deploy 1."""
+    replay_cache.clear()
+    yield
+    replay_cache.clear()
 
 
 @pytest.fixture(autouse=True)

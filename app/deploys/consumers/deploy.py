@@ -11,13 +11,14 @@ from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 
 from .. import operations, watchers
-from ..events import EventError, NewEvent, events_after, record
+from ..events import EventError, NewEvent, record
 from ..models import Deploy
 from ..publisher import deploy_group
 from ..summary import deploy_summary
 from . import fanout
 from .base import HeraldConsumer
 from .frames import CLOSE_BAD_REQUEST, CLOSE_NOT_FOUND, CLOSE_RESUME_BEYOND_END, Field, FrameError
+from .replay import replay_cache
 
 PAGE = 1000
 # Join/leave broadcasts go only to deploys this process holds at most this many sockets of (announce()).
@@ -35,14 +36,17 @@ def _open(deploy_id: int, after: int) -> tuple[dict | None, list[dict]]:
         return None, []
     deploy = found[0]
     summary = deploy_summary(deploy)
-    if after >= summary["last_seq"]:
+    last_seq = summary["last_seq"]
+    replay_cache.forget_beyond(deploy_id, last_seq)
+    if after >= last_seq:
         return summary, []
-    return summary, [row.as_wire() for row in events_after(deploy_id, after, PAGE)]
+    # Up to last_seq, all stored: what was stored since arrives in the live messages held for us.
+    return summary, replay_cache.events_after(deploy_id, after, PAGE, until=last_seq)
 
 
 @database_sync_to_async
 def _events_after(deploy_id: int, after: int, until: int | None) -> list[dict]:
-    return [row.as_wire() for row in events_after(deploy_id, after, PAGE, until)]
+    return replay_cache.events_after(deploy_id, after, PAGE, until)
 
 
 class DeployFeed:
