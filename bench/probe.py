@@ -27,6 +27,7 @@ from pathlib import Path
 
 from bench.load import Background, Pinning, Subscribers, produce
 from bench.procs import tree
+from bench.scenarios import producer_cfg
 from bench.targets import HeraldTarget
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,17 +77,7 @@ def _storm(target: HeraldTarget, subs: Subscribers, deploy_id: int, last: int, p
     server CPU that took per socket back (against the ramp's per socket: the storm's overhead)."""
     time.sleep(1)
     subs.mark()
-    cfg = {
-        "host": "127.0.0.1",
-        "port": target.api_port,
-        "path": target.events_path(deploy_id),
-        "headers": target.api_headers,
-        "line_bytes": 120,
-        "connections": 2,
-        "batch": 1,
-        "duration": args.seconds,
-        "rate": args.rate,
-    }
+    cfg = producer_cfg(target, deploy_id, connections=2, batch=1, duration=args.seconds, rate=args.rate)
     u0 = target.usage()
     bg = Background(cfg, pin)
     try:
@@ -165,16 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             subs.mark()
             u2 = target.usage()
             spy = Profiler(target, roles, args.out, args.step, args.seconds) if roles else None
-            cfg = {
-                "host": "127.0.0.1",
-                "port": target.api_port,
-                "path": target.events_path(deploy_id),
-                "headers": target.api_headers,
-                "line_bytes": 120,
-                "connections": args.connections,
-                "batch": args.batch,
-                "duration": args.seconds,
-            }
+            cfg = producer_cfg(target, deploy_id, connections=args.connections, batch=args.batch, duration=args.seconds)
             cfg.update({"mode": "max"} if args.step == "ingest" else {"rate": args.rate})
             made = produce(cfg, pin, timeout=args.seconds + 300)
             got = subs.report(made["last_seq"], timeout=60)

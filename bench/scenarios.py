@@ -34,7 +34,9 @@ def _rss(usage: dict, roles: list[str] | None = None) -> int:
     return sum(u["rss"] for role, u in usage.items() if roles is None or role in roles)
 
 
-def _producer_cfg(t: Target, deploy_id: int, **kw) -> dict:
+def producer_cfg(t: Target, deploy_id: int, **kw) -> dict:
+    """What bench.producer needs to post to one deploy of `t` (120-byte lines, 4 connections unless
+    said)."""
     return {
         "host": "127.0.0.1",
         "port": t.api_port,
@@ -99,7 +101,7 @@ def held_broadcast_storm(t: Target, pin: Pinning, p: dict, log) -> dict:
         subs.mark(track_seqs=True)
         u3 = t.usage()
         pr = produce(
-            _producer_cfg(
+            producer_cfg(
                 t,
                 deploy_id,
                 rate=1 / p["broadcast_gap_s"],
@@ -132,7 +134,7 @@ def held_broadcast_storm(t: Target, pin: Pinning, p: dict, log) -> dict:
         # Scenario 5: restart every WebSocket process while a deploy is producing.
         subs.mark()
         bg = Background(
-            _producer_cfg(t, deploy_id, rate=p["storm_rate"], batch=1, duration=p["storm_s"], connections=2), pin
+            producer_cfg(t, deploy_id, rate=p["storm_rate"], batch=1, duration=p["storm_s"], connections=2), pin
         )
         try:
             time.sleep(p["storm_restart_after_s"])
@@ -179,9 +181,7 @@ def fanout(t: Target, pin: Pinning, p: dict, subscribers: int, rate: float, batc
         subs.mark()
         u0 = t.usage()
         drops0 = t.capacity_drops()
-        pr = produce(
-            _producer_cfg(t, deploy_id, rate=rate, batch=batch, duration=duration), pin, timeout=duration + 300
-        )
+        pr = produce(producer_cfg(t, deploy_id, rate=rate, batch=batch, duration=duration), pin, timeout=duration + 300)
         r = subs.report(pr["last_seq"], timeout=p["drain_s"], stall=p["stall_s"])
         u1 = t.usage()
         cpu = _delta(u0, u1)
@@ -226,7 +226,7 @@ def ingest(t: Target, pin: Pinning, p: dict, log) -> dict:
             subs.mark()
             u0 = t.usage()
             pr = produce(
-                _producer_cfg(t, deploy_id, mode="max", batch=batch, duration=p["ingest_s"], connections=conns),
+                producer_cfg(t, deploy_id, mode="max", batch=batch, duration=p["ingest_s"], connections=conns),
                 pin,
                 timeout=p["ingest_s"] + 300,
             )
