@@ -38,6 +38,10 @@ def _per(delta: dict, count: int, scale: float) -> dict:
     return {role: round(scale * cpu / max(1, count), 2) for role, cpu in delta.items()}
 
 
+def _checks(got: dict) -> dict:
+    return {k: got[k] for k in ("lost", "behind", "dups", "reordered")}
+
+
 def _cpu(before: dict, after: dict) -> dict:
     return {role: round(after[role]["cpu_s"] - before[role]["cpu_s"], 2) for role in after}
 
@@ -95,7 +99,7 @@ def _storm(target: HeraldTarget, subs: Subscribers, deploy_id: int, last: int, p
     cpu = _cpu(u0, after)
     cpu["daphne"] = round(after["daphne"]["cpu_s"], 2)  # every daphne is new since the restart
     back = got["subs_closed"] - got["not_resumed"]
-    checks = {k: got[k] for k in ("lost", "behind", "dups", "reordered")}
+    checks = _checks(got)
     resumed = round(got["last_resumed_at"] - t_restart, 1) if got["last_resumed_at"] else None
     print(
         f"storm: restart {restart_s:.1f} s; {back}/{got['subs_closed']} back, the last {resumed} s after it; "
@@ -161,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             made = produce(cfg, pin, timeout=args.seconds + 300)
             got = subs.report(made["last_seq"], timeout=60)
             cpu = _cpu(u2, target.usage())
-            checks = {k: got[k] for k in ("lost", "behind", "dups", "reordered")}
+            checks = _checks(got)
             if args.step == "fanout":
                 print(
                     f"fanout: {got['frames']} frames, {got['events']} events, {checks}; latency {got['latency_ms']}; "

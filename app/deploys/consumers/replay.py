@@ -72,22 +72,18 @@ class ReplayCache:
 
     def events_after(self, deploy_id: int, after: int, limit: int, until: int | None = None) -> list[dict]:
         """What events.events_after() would return, as wire dicts, reading only what no run holds."""
+        got, floor = [], after
         with self._lock:
             run = self._runs.get(deploy_id)
             if run is not None:
                 self._runs.move_to_end(deploy_id)
-                if run.floor <= after <= run.top:
-                    start = bisect.bisect_right(run.seqs, after)
-                    end = len(run.seqs) if until is None else bisect.bisect_right(run.seqs, until)
-                    got = run.events[start : min(end, start + limit)]
-                    if len(got) == limit or (until is not None and until <= run.top):
-                        return got
-                    # All of the run above `after` was wanted, and more may be stored above its top.
-                    floor = run.top
-                else:
-                    got, floor = [], after
-            else:
-                got, floor = [], after
+            if run is not None and run.floor <= after <= run.top:
+                start = bisect.bisect_right(run.seqs, after)
+                end = len(run.seqs) if until is None else bisect.bisect_right(run.seqs, until)
+                got = run.events[start : min(end, start + limit)]
+                if len(got) == limit or (until is not None and until <= run.top):
+                    return got
+                floor = run.top  # all of the run above `after` was wanted; more may be stored above it
         more = self._read(deploy_id, floor, limit - len(got), until)
         self._remember(deploy_id, floor, more)
         return got + more
@@ -115,26 +111,23 @@ class ReplayCache:
         if not events:
             return
         with self._lock:
-            old = self._runs.get(deploy_id)
-            if old is not None and floor == old.top:  # the usual case: what was stored since
-                self._size -= old.size
-                old.extend(events)
-                run = old
-            elif old is not None and floor <= old.top and old.floor <= events[-1]["seq"]:
-                by_seq = {e["seq"]: e for e in old.events}
-                by_seq.update((e["seq"], e) for e in events)
-                run = _Run(min(old.floor, floor), [by_seq[s] for s in sorted(by_seq)])
-                self._drop(deploy_id)
-            elif old is not None and old.top >= events[-1]["seq"]:
-                return
-            else:
+            old = self._runs.pop(deploy_id, None)  # whichever run is kept goes back in as the newest
+            if old is None:
                 run = _Run(floor, events)
-                if old is not None:
-                    self._drop(deploy_id)
+            else:
+                self._size -= old.size
+                if floor == old.top:  # the usual case: what was stored since
+                    old.extend(events)
+                    run = old
+                elif floor <= old.top and old.floor <= events[-1]["seq"]:
+                    by_seq = {e["seq"]: e for e in old.events}
+                    by_seq.update((e["seq"], e) for e in events)
+                    run = _Run(min(old.floor, floor), [by_seq[s] for s in sorted(by_seq)])
+                else:
+                    run = old if old.top >= events[-1]["seq"] else _Run(floor, events)
             if len(run.events) > self.events_per_deploy:
                 run.drop_oldest(len(run.events) - self.events_per_deploy)
             self._runs[deploy_id] = run
-            self._runs.move_to_end(deploy_id)
             self._size += run.size
             while self._runs and (len(self._runs) > self.deploys or self._size > self.budget):
                 self._drop(next(iter(self._runs)))
