@@ -20,7 +20,7 @@ import orjson
 from django.db import connection, transaction
 from django.utils import timezone
 
-from . import publisher
+from . import publisher, sql
 from .models import Deploy, DeployEvent, DeployStep, IngestBatch, iso_ms
 from .status import FINISHED, Status, StepState, TransitionError, check_transition
 from .summary import deploy_summary
@@ -38,8 +38,10 @@ STEP_STATES = frozenset(StepState.values)
 # needs the deploy's steps and a published summary.
 DASHBOARD_KINDS = frozenset({Kind.STATUS, Kind.STEP, Kind.PROGRESS})
 # The deploy columns record() writes: what _apply can change, the numbering and the heartbeat.
-DASHBOARD_FIELDS = ["status", "started_at", "finished_at", "current_step", "progress"]
-SEQ_FIELDS = ["last_seq", "heartbeat_at"]
+DASHBOARD_FIELDS = ("status", "started_at", "finished_at", "current_step", "progress")
+SEQ_FIELDS = ("last_seq", "heartbeat_at")
+# The columns of a stored event, in the order _insert_events() writes them.
+COPY_FIELDS = ("deploy", "seq", "ts", "kind", "data")
 
 
 class EventError(Exception):
@@ -140,10 +142,11 @@ def record(deploy_id: int, batch: list[NewEvent], *, idempotency_key: str | None
     cleaned = [(ev, validate(ev.kind, ev.data, f"event {i}")) for i, ev in enumerate(batch)]
     now = timezone.now()
     with transaction.atomic():
-        try:
-            deploy = Deploy.objects.select_for_update().select_related("service", "environment").get(pk=deploy_id)
-        except Deploy.DoesNotExist:
-            raise EventError("not_found", f"deploy {deploy_id} does not exist", 404) from None
+        # Raw SQL built once (sql.py); the service and environment load lazily, for the few batches
+        # whose notices or summary name them.
+        deploy = next(iter(Deploy.objects.raw(sql.select_by(Deploy, "id", lock=True), [deploy_id])), None)
+        if deploy is None:
+            raise EventError("not_found", f"deploy {deploy_id} does not exist", 404)
         if idempotency_key:
             seen = IngestBatch.objects.filter(deploy=deploy, key=idempotency_key).first()
             if seen:
@@ -166,9 +169,8 @@ def record(deploy_id: int, batch: list[NewEvent], *, idempotency_key: str | None
             rows.append((deploy.last_seq, ts, ev.kind, data))
         if deploy.status not in FINISHED:
             deploy.heartbeat_at = now
-        # Only the columns a batch can change: a full save() would also write back everything else
-        # (cancel_requested_by, …) as this process read it.
-        deploy.save(update_fields=DASHBOARD_FIELDS + SEQ_FIELDS if dashboard else SEQ_FIELDS)
+        # Only the columns a batch can change.
+        _update_deploy(deploy, DASHBOARD_FIELDS + SEQ_FIELDS if dashboard else SEQ_FIELDS)
         if dashboard:
             DeployStep.objects.bulk_create([s for s in steps.values() if s.pk is None])
             DeployStep.objects.bulk_update(
@@ -188,6 +190,16 @@ def record(deploy_id: int, batch: list[NewEvent], *, idempotency_key: str | None
     return result
 
 
+def _update_deploy(deploy: Deploy, names: tuple[str, ...]) -> None:
+    """Write only these columns of the locked deploy, as save(update_fields=names) would but without
+    compiling it per batch (sql.py); a full save() would also write back everything else
+    (cancel_requested_by, …) as this process read it."""
+    meta = Deploy._meta
+    values = [meta.get_field(name).get_db_prep_save(getattr(deploy, name), connection) for name in names]
+    with connection.cursor() as cursor:
+        cursor.execute(sql.update_by_pk(Deploy, names), [*values, deploy.pk])
+
+
 def _insert_events(deploy: Deploy, rows: list[tuple]) -> None:
     """Store the batch's (seq, ts, kind, data) rows in the current transaction.
 
@@ -201,17 +213,11 @@ def _insert_events(deploy: Deploy, rows: list[tuple]) -> None:
         return
     # cursor.copy() bypasses Django's cursor wrapper: wrap its errors so callers still get Django's
     # exception classes (DataError, IntegrityError), as from bulk_create.
-    with connection.wrap_database_errors, connection.cursor() as cursor, cursor.copy(_copy_events_sql()) as copy:
+    copy_sql = sql.copy_into(DeployEvent, COPY_FIELDS)
+    with connection.wrap_database_errors, connection.cursor() as cursor, cursor.copy(copy_sql) as copy:
         for seq, ts, kind, data in rows:
             # JSON text, as JSONField sends it; PostgreSQL parses it into jsonb.
             copy.write_row((deploy.pk, seq, ts, kind, orjson.dumps(data).decode()))
-
-
-@functools.cache
-def _copy_events_sql() -> str:
-    meta, quote = DeployEvent._meta, connection.ops.quote_name
-    columns = ", ".join(quote(meta.get_field(name).column) for name in ("deploy", "seq", "ts", "kind", "data"))
-    return f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN"
 
 
 def _wire(rows: list[tuple]) -> list[dict]:

@@ -109,6 +109,37 @@ def test_step_events_track_state_duration_and_current_step(service):
     assert (step.state, step.duration_ms) == ("succeeded", 1500)
 
 
+def test_a_log_batch_writes_the_numbering_and_heartbeat_and_nothing_else(service):
+    deploy = _external(service)
+    # What another writer changed after this batch's producer last read the deploy: not the batch's to undo.
+    Deploy.objects.filter(pk=deploy.pk).update(cancel_requested_by="ops", progress=40, current_step="migrate")
+    recorded = record(deploy.pk, [NewEvent("log", {"line": "a"}), NewEvent("log", {"line": "b"})])
+    stored = Deploy.objects.get(pk=deploy.pk)
+    assert (stored.last_seq, recorded.last_seq) == (deploy.last_seq + 2, deploy.last_seq + 2)
+    # The heartbeat goes through the raw UPDATE: it must come back as the same aware instant.
+    assert stored.heartbeat_at == recorded.deploy.heartbeat_at and stored.heartbeat_at > deploy.heartbeat_at
+    assert (stored.cancel_requested_by, stored.progress, stored.current_step) == ("ops", 40, "migrate")
+
+
+def test_the_deploy_update_writes_only_the_named_columns(service):
+    from deploys.events import SEQ_FIELDS, _update_deploy
+
+    stale = _external(service)
+    Deploy.objects.filter(pk=stale.pk).update(status="failed", cancel_requested_by="ops")
+    stale.last_seq, stale.status = 99, "running"
+    _update_deploy(stale, SEQ_FIELDS)
+    stored = Deploy.objects.get(pk=stale.pk)
+    assert (stored.last_seq, stored.status, stored.cancel_requested_by) == (99, "failed", "ops")
+
+
+def test_status_batches_still_name_the_service_and_environment(service, published):
+    """The locked read no longer joins them in; the notices that name them load them when needed."""
+    deploy = _external(service)
+    record(deploy.pk, [NewEvent("status", {"status": "succeeded"})])
+    notices = published[-1][3]
+    assert [n["text"] for n in notices] == [f"{service.slug} v1 to production succeeded"]
+
+
 def test_idempotency_key_stores_a_batch_once(service):
     deploy = _external(service)
     first = record(deploy.pk, [NewEvent("log", {"line": "a"})], idempotency_key="k1")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils import timezone
 
+from .. import sql
 from ..models import ApiToken
 
 
@@ -35,9 +36,9 @@ def _token_caller(header: str) -> Caller:
     parts = raw.strip().split("_", 2)
     if len(parts) != 3 or parts[0] != ApiToken.PREFIX:
         raise ApiError(401, "bad_token", "the token is malformed")
-    # key_id is unique: no ORDER BY for first() to add (and for Django to compile on every request).
-    # Read on every request, never cached, so a revocation applies to the very next one.
-    token = next(iter(ApiToken.objects.filter(key_id=parts[1])), None)
+    # Read on every request, never cached, so a revocation applies to the very next one (raw SQL
+    # built once, sql.py: compiling filter() per request was a fifth of a POST's CPU).
+    token = next(iter(ApiToken.objects.raw(sql.select_by(ApiToken, "key_id"), [parts[1]])), None)
     # Compare the hash in constant time even when the key id is unknown, so timing says nothing.
     expected = token.secret_hash if token else "0" * 64
     if not hmac.compare_digest(expected, ApiToken.hash_secret(parts[2])) or token is None:

@@ -1,0 +1,39 @@
+"""SQL for the statements on ingest's hot path, built once per process from the models' metadata.
+
+A single-event POST runs the same few statements thousands of times a minute, and Django compiling
+each queryset afresh was most of its CPU (docs/benchmarks.md, 3 December). These helpers write the
+text once; callers run it through `Model.objects.raw()` or a cursor, with values from each field's
+own `get_db_prep_save`, so conversions stay Django's.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from django.db import connection
+
+
+@functools.cache
+def select_by(model, field: str, *, lock: bool = False) -> str:
+    """Every concrete column of `model`'s rows where `field` = %s; row-locked until the transaction
+    ends when `lock` (on databases without FOR UPDATE, SQLite, writers are serialised anyway)."""
+    meta, quote = model._meta, connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in meta.concrete_fields)
+    suffix = " FOR UPDATE" if lock and connection.features.has_select_for_update else ""
+    return f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {quote(meta.get_field(field).column)} = %s{suffix}"
+
+
+@functools.cache
+def update_by_pk(model, fields: tuple[str, ...]) -> str:
+    """Set these fields (in this order, then the pk) of one row."""
+    meta, quote = model._meta, connection.ops.quote_name
+    columns = ", ".join(f"{quote(meta.get_field(name).column)} = %s" for name in fields)
+    return f"UPDATE {quote(meta.db_table)} SET {columns} WHERE {quote(meta.pk.column)} = %s"
+
+
+@functools.cache
+def copy_into(model, fields: tuple[str, ...]) -> str:
+    """PostgreSQL's COPY of these fields' columns, rows written by psycopg's cursor.copy()."""
+    meta, quote = model._meta, connection.ops.quote_name
+    columns = ", ".join(quote(meta.get_field(name).column) for name in fields)
+    return f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN"
