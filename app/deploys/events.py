@@ -20,7 +20,9 @@ import orjson
 from django.db import connection, transaction
 from django.utils import timezone
 
-from . import publisher, sql
+from herald import sql
+
+from . import publisher
 from .models import Deploy, DeployEvent, DeployStep, IngestBatch, iso_ms
 from .status import FINISHED, Status, StepState, TransitionError, check_transition
 from .summary import deploy_summary

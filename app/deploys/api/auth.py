@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils import timezone
 
-from .. import sql
+from herald import sql
+
 from ..models import ApiToken
 
 

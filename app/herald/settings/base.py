@@ -121,6 +121,8 @@ STATIC_ROOT = Path(env("HERALD_STATIC_ROOT", default=str(VAR_DIR / "static")))
 
 # ------------------------------------------------------------------------------
 # SECURITY (production.py hardens further)
+# Django's database sessions, read without compiling a query per request (herald/sessions.py).
+SESSION_ENGINE = "herald.sessions"
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"

@@ -1,11 +1,12 @@
-"""deploys/sql.py: the hot path's statements, written once, read back exactly as the ORM reads them."""
+"""herald/sql.py: statements written once, whose rows read back exactly as the ORM reads them."""
 
 import pytest
+from django.contrib.sessions.models import Session
 from django.db import connection
 from django.utils import timezone
 
-from deploys import sql
-from deploys.models import ApiToken, Deploy, Environment
+from deploys.models import ApiToken, Deploy, Environment, Service
+from herald import sql
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -14,11 +15,11 @@ def _fields(obj) -> dict:
     return {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
 
 
-def test_a_row_read_by_select_by_equals_the_orm_read(service):
+def test_a_row_read_by_select_by_equals_the_orm_read():
     now = timezone.now()
     deploy = Deploy.objects.create(
-        service=service,
-        environment=Environment.objects.get(slug="production"),
+        service=Service.objects.create(slug="billing-api"),
+        environment=Environment.objects.create(slug="production"),
         version="v9",
         status="running",
         started_at=now,
@@ -33,6 +34,16 @@ def test_a_row_read_by_select_by_equals_the_orm_read(service):
     [raw_token] = ApiToken.objects.raw(sql.select_by(ApiToken, "key_id"), [token.key_id])
     assert _fields(raw_token) == _fields(ApiToken.objects.get(pk=token.pk))
     assert raw_token.scopes == [ApiToken.Scope.WRITE]  # JSON decoded, as the ORM does
+
+
+def test_later_than_keeps_only_rows_past_the_given_instant():
+    now = timezone.now()
+    for key, offset in (("fresh", 60), ("stale", -60)):
+        Session.objects.create(session_key=key, session_data="", expire_date=now + timezone.timedelta(seconds=offset))
+    statement = sql.select_by(Session, "session_key", later_than="expire_date")
+    at = Session._meta.get_field("expire_date").get_db_prep_value(now, connection)
+    assert [s.session_key for s in Session.objects.raw(statement, ["fresh", at])] == ["fresh"]
+    assert list(Session.objects.raw(statement, ["stale", at])) == []
 
 
 def test_only_a_locking_select_asks_for_the_row_lock():

@@ -1,9 +1,10 @@
-"""SQL for the statements on ingest's hot path, built once per process from the models' metadata.
+"""SQL for the statements every request or socket runs, built once per process from the models.
 
-A single-event POST runs the same few statements thousands of times a minute, and Django compiling
-each queryset afresh was most of its CPU (docs/benchmarks.md, 3 December). These helpers write the
-text once; callers run it through `Model.objects.raw()` or a cursor, with values from each field's
-own `get_db_prep_save`, so conversions stay Django's.
+A single-event POST, or a socket connecting, runs the same few statements thousands of times a
+minute, and Django compiling each queryset afresh was most of a POST's CPU (docs/benchmarks.md,
+3 December). These helpers write the text once; callers run it through `Model.objects.raw()` or a
+cursor, with values prepared by each field (`get_db_prep_save`/`get_db_prep_value`), so conversions
+stay Django's.
 """
 
 from __future__ import annotations
@@ -14,13 +15,17 @@ from django.db import connection
 
 
 @functools.cache
-def select_by(model, field: str, *, lock: bool = False) -> str:
-    """Every concrete column of `model`'s rows where `field` = %s; row-locked until the transaction
-    ends when `lock` (on databases without FOR UPDATE, SQLite, writers are serialised anyway)."""
+def select_by(model, field: str, *, later_than: str | None = None, lock: bool = False) -> str:
+    """Every concrete column of `model`'s rows where `field` = %s (and, with `later_than`, that field
+    > a second %s); row-locked until the transaction ends when `lock` (on databases without FOR
+    UPDATE, SQLite, writers are serialised anyway)."""
     meta, quote = model._meta, connection.ops.quote_name
     columns = ", ".join(quote(f.column) for f in meta.concrete_fields)
+    where = f"{quote(meta.get_field(field).column)} = %s"
+    if later_than:
+        where += f" AND {quote(meta.get_field(later_than).column)} > %s"
     suffix = " FOR UPDATE" if lock and connection.features.has_select_for_update else ""
-    return f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {quote(meta.get_field(field).column)} = %s{suffix}"
+    return f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {where}{suffix}"
 
 
 @functools.cache
