@@ -146,7 +146,7 @@ def record(deploy_id: int, batch: list[NewEvent], *, idempotency_key: str | None
     with transaction.atomic():
         # Raw SQL built once (sql.py); the service and environment load lazily, for the few batches
         # whose notices or summary name them.
-        deploy = next(iter(Deploy.objects.raw(sql.select_by(Deploy, "id", lock=True), [deploy_id])), None)
+        deploy = sql.first(Deploy, sql.select_by(Deploy, "id", lock=True), [deploy_id])
         if deploy is None:
             raise EventError("not_found", f"deploy {deploy_id} does not exist", 404)
         if idempotency_key:
@@ -171,8 +171,9 @@ def record(deploy_id: int, batch: list[NewEvent], *, idempotency_key: str | None
             rows.append((deploy.last_seq, ts, ev.kind, data))
         if deploy.status not in FINISHED:
             deploy.heartbeat_at = now
-        # Only the columns a batch can change.
-        _update_deploy(deploy, DASHBOARD_FIELDS + SEQ_FIELDS if dashboard else SEQ_FIELDS)
+        # Only the columns a batch can change: a full save() would also write back everything else
+        # (cancel_requested_by, …) as this process read it.
+        sql.update(deploy, DASHBOARD_FIELDS + SEQ_FIELDS if dashboard else SEQ_FIELDS)
         if dashboard:
             DeployStep.objects.bulk_create([s for s in steps.values() if s.pk is None])
             DeployStep.objects.bulk_update(
@@ -190,16 +191,6 @@ def record(deploy_id: int, batch: list[NewEvent], *, idempotency_key: str | None
             lambda: publisher.publish_batch(deploy.pk, _wire(rows), summary, dashboard_changed, notices)
         )
     return result
-
-
-def _update_deploy(deploy: Deploy, names: tuple[str, ...]) -> None:
-    """Write only these columns of the locked deploy, as save(update_fields=names) would but without
-    compiling it per batch (sql.py); a full save() would also write back everything else
-    (cancel_requested_by, …) as this process read it."""
-    meta = Deploy._meta
-    values = [meta.get_field(name).get_db_prep_save(getattr(deploy, name), connection) for name in names]
-    with connection.cursor() as cursor:
-        cursor.execute(sql.update_by_pk(Deploy, names), [*values, deploy.pk])
 
 
 def _insert_events(deploy: Deploy, rows: list[tuple]) -> None:

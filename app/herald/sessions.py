@@ -22,7 +22,7 @@ class SessionStore(db.SessionStore):
         model = self.model
         now = model._meta.get_field("expire_date").get_db_prep_value(timezone.now(), connection)
         statement = sql.select_by(model, "session_key", later_than="expire_date")
-        found = next(iter(model.objects.raw(statement, [self.session_key, now])), None)
+        found = sql.first(model, statement, [self.session_key, now])
         if found is None:
             self._session_key = None  # as Django's: a missing or expired session starts afresh
         return found

@@ -2,7 +2,7 @@
 
 A single-event POST, or a socket connecting, runs the same few statements thousands of times a
 minute, and Django compiling each queryset afresh was most of a POST's CPU (docs/benchmarks.md,
-3 December). These helpers write the text once; callers run it through `Model.objects.raw()` or a
+3 December). These helpers write the text once and run it through `Model.objects.raw()` or a
 cursor, with values prepared by each field (`get_db_prep_save`/`get_db_prep_value`), so conversions
 stay Django's.
 """
@@ -42,3 +42,17 @@ def copy_into(model, fields: tuple[str, ...]) -> str:
     meta, quote = model._meta, connection.ops.quote_name
     columns = ", ".join(quote(meta.get_field(name).column) for name in fields)
     return f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN"
+
+
+def first(model, statement: str, params: list):
+    """The first row a select_by() statement finds, as a model instance, or None."""
+    return next(iter(model.objects.raw(statement, params)), None)
+
+
+def update(instance, fields: tuple[str, ...]) -> None:
+    """Write only these fields of a stored row, each value prepared as save(update_fields=…) would;
+    no signals are sent."""
+    meta = instance._meta
+    values = [meta.get_field(name).get_db_prep_save(getattr(instance, name), connection) for name in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(update_by_pk(type(instance), fields), [*values, instance.pk])

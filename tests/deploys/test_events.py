@@ -122,12 +122,13 @@ def test_a_log_batch_writes_the_numbering_and_heartbeat_and_nothing_else(service
 
 
 def test_the_deploy_update_writes_only_the_named_columns(service):
-    from deploys.events import SEQ_FIELDS, _update_deploy
+    from deploys.events import SEQ_FIELDS
+    from herald.sql import update
 
     stale = _external(service)
     Deploy.objects.filter(pk=stale.pk).update(status="failed", cancel_requested_by="ops")
     stale.last_seq, stale.status = 99, "running"
-    _update_deploy(stale, SEQ_FIELDS)
+    update(stale, SEQ_FIELDS)
     stored = Deploy.objects.get(pk=stale.pk)
     assert (stored.last_seq, stored.status, stored.cancel_requested_by) == (99, "failed", "ops")
 

@@ -39,7 +39,7 @@ def _token_caller(header: str) -> Caller:
         raise ApiError(401, "bad_token", "the token is malformed")
     # Read on every request, never cached, so a revocation applies to the very next one (raw SQL
     # built once, sql.py: compiling filter() per request was a fifth of a POST's CPU).
-    token = next(iter(ApiToken.objects.raw(sql.select_by(ApiToken, "key_id"), [parts[1]])), None)
+    token = sql.first(ApiToken, sql.select_by(ApiToken, "key_id"), [parts[1]])
     # Compare the hash in constant time even when the key id is unknown, so timing says nothing.
     expected = token.secret_hash if token else "0" * 64
     if not hmac.compare_digest(expected, ApiToken.hash_secret(parts[2])) or token is None:
