@@ -12,30 +12,24 @@ from django.contrib.auth import get_user_model
 
 from .. import operations, watchers
 from ..events import EventError, NewEvent, record
-from ..models import Deploy
 from ..publisher import deploy_group
-from ..summary import deploy_summary
 from . import fanout
 from .base import HeraldConsumer
 from .frames import CLOSE_BAD_REQUEST, CLOSE_NOT_FOUND, CLOSE_RESUME_BEYOND_END, Field, FrameError
 from .replay import replay_cache
+from .summaries import summary_reads
 
 PAGE = 1000
 # Join/leave broadcasts go only to deploys this process holds at most this many sockets of (announce()).
 BROADCAST_WATCHERS_UP_TO = 50
 
 
-def _open(deploy_id: int, after: int) -> tuple[dict | None, list[dict]]:
+def _open(deploy_id: int, after: int, joined_at: float) -> tuple[dict | None, list[dict]]:
     """The summary for `hello` and the first replay page (on the database thread, in the same trip as
-    the user lookup: consumers/base.py)."""
-    # order_by() and a slice, not first(): ordering one row by pk (or Deploy's default ordering) only
-    # costs Django compile time, ≈ 0.3 ms of daphne CPU per connect (with summary.py's step ordering,
-    # 2.25 → 1.69 ms per summary; docs/benchmarks.md).
-    found = list(Deploy.objects.select_related("service", "environment").filter(pk=deploy_id).order_by()[:1])
-    if not found:
+    the user lookup: consumers/base.py), both read after the socket joined at `joined_at`."""
+    summary = summary_reads.since(deploy_id, joined_at)
+    if summary is None:
         return None, []
-    deploy = found[0]
-    summary = deploy_summary(deploy)
     last_seq = summary["last_seq"]
     replay_cache.forget_beyond(deploy_id, last_seq)
     if after >= last_seq:
@@ -118,9 +112,10 @@ class DeployConsumer(HeraldConsumer):
             # Join before reading anything: every event stored from here on is in the replay read in
             # load() or in a live message held for this socket until start() has sent the replay.
             await self.join(deploy_group(self.deploy_id), feed=lambda: DeployFeed(self.deploy_id))
+            self.joined_at = summary_reads.clock()  # a summary read after this may be shared (summaries.py)
 
     def load(self):
-        return None if self.after is None else _open(self.deploy_id, self.after)
+        return None if self.after is None else _open(self.deploy_id, self.after, self.joined_at)
 
     async def start(self, loaded):
         if self.after is None:
