@@ -20,6 +20,11 @@ side does, with two differences from channels' Cookie/Session/AuthMiddleware tha
    2,000 resumed, docs/benchmarks.md). A socket only reads its session, so it needs none of
    channels' session middleware either — whose wrapper sat on every frame the socket sent and whose
    session object stayed in the scope for the socket's whole life.
+
+3. Django's ModelBackend reads the user with a queryset compiled afresh for every socket (≈ 10 % of
+   daphne's CPU in a reconnect storm, docs/benchmarks.md); for that backend the same row is read by
+   a statement written once per process (herald/sql.py), and the same user_can_authenticate() rule
+   applies. Any other backend's get_user() is called as Django calls it.
 """
 
 from __future__ import annotations
@@ -28,9 +33,12 @@ from importlib import import_module
 
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model, load_backend
+from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import AnonymousUser
 from django.http.cookie import parse_cookie
 from django.utils.crypto import constant_time_compare
+
+from . import sql
 
 
 def session_key(scope: dict) -> str | None:
@@ -57,7 +65,7 @@ def user_for_session(session):
         return AnonymousUser()
     if backend_path not in settings.AUTHENTICATION_BACKENDS:
         return AnonymousUser()
-    user = load_backend(backend_path).get_user(user_id)
+    user = _get_user(load_backend(backend_path), user_id)
     if user is None:
         return AnonymousUser()
     session_hash = session.get(HASH_SESSION_KEY)
@@ -67,3 +75,13 @@ def user_for_session(session):
     if any(constant_time_compare(session_hash, valid) for valid in valid_hashes):
         return user
     return AnonymousUser()
+
+
+def _get_user(backend, user_id):
+    """backend.get_user(user_id); for Django's ModelBackend without compiling a queryset."""
+    if type(backend).get_user is not ModelBackend.get_user:
+        return backend.get_user(user_id)
+    model = get_user_model()
+    pk = model._meta.pk
+    user = sql.first(model, sql.select_by(model, pk.name), [pk.to_python(user_id)])
+    return user if user is not None and backend.user_can_authenticate(user) else None

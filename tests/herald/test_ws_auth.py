@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import User
 from django.contrib.sessions.backends.db import SessionStore
 
@@ -83,3 +84,46 @@ def test_a_session_key_is_looked_up_in_the_configured_session_store(user, settin
     assert user_for_session_key("no-such-session-key").is_anonymous
     assert user_for_session_key(None).is_anonymous
     assert user_for_session_key("").is_anonymous
+
+
+def test_the_user_read_is_djangos_user_without_a_compiled_queryset(user, settings, monkeypatch):
+    """The raw read (ws_auth._get_user) gives the row Django's ModelBackend gives, field for field."""
+    from django.db.models.sql.compiler import SQLCompiler
+
+    session = signed_in_session(user, settings, NEW)
+    expected = ModelBackend().get_user(user.pk)
+    assert session[SESSION_KEY] == str(user.pk)  # the session is read here: only the user read is left
+
+    def compiled(*args, **kwargs):
+        raise AssertionError("the user must be read without compiling a queryset")
+
+    monkeypatch.setattr(SQLCompiler, "as_sql", compiled)
+    found = lookup(session)
+    fields = [f.attname for f in User._meta.concrete_fields]
+    assert [getattr(found, f) for f in fields] == [getattr(expected, f) for f in fields]
+
+
+def test_an_inactive_or_deleted_user_is_anonymous(user, settings):
+    session = signed_in_session(user, settings, NEW)
+    User.objects.filter(pk=user.pk).update(is_active=False)
+    assert lookup(session).is_anonymous
+    User.objects.filter(pk=user.pk).delete()
+    assert lookup(SessionStore(session_key=session.session_key)).is_anonymous
+
+
+class OtherBackend(ModelBackend):
+    """A backend with a get_user() of its own, which must be asked as Django asks it."""
+
+    def get_user(self, user_id):
+        return None if user_id == self.refused else super().get_user(user_id)
+
+
+def test_a_backend_with_its_own_get_user_is_asked(user, settings):
+    path = f"{__name__}.OtherBackend"
+    settings.AUTHENTICATION_BACKENDS = [path]
+    session = signed_in_session(user, settings, NEW)
+    session[BACKEND_SESSION_KEY] = path
+    OtherBackend.refused = None
+    assert lookup(session).pk == user.pk
+    OtherBackend.refused = user.pk
+    assert lookup(session).is_anonymous
