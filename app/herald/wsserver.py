@@ -14,6 +14,9 @@ the consumers frame a live batch once and write the same bytes to each socket.
 
 The garbage collector skips the start-up heap from the first socket on (herald/heap.py), and the
 whole heap from the moment daphne is told to stop.
+
+Each WebSocket protocol reads autobahn's options from daphne's factory instead of copying them
+(FactoryOptionsProtocol).
 """
 
 import asyncio
@@ -27,14 +30,47 @@ asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 from daphne.cli import CommandLineInterface  # noqa: E402
 from daphne.server import Server  # noqa: E402
+from daphne.ws_protocol import WebSocketProtocol  # noqa: E402
 from twisted.internet import reactor  # noqa: E402  (the asyncio reactor daphne.server installed)
 
 from herald import prepared_frames  # noqa: E402
 from herald.heap import freeze_startup_heap  # noqa: E402
 
 
+class FactoryOptionsProtocol(WebSocketProtocol):
+    """daphne's WebSocket protocol, reading autobahn's options from the factory that built it.
+
+    On every new connection autobahn copies some forty options (CONFIG_ATTRS) from the factory onto
+    the protocol and pretty-prints the list of them for a debug line — formatted whether or not debug
+    logging is on: 4.6 % of daphne's CPU in a reconnect storm (py-spy, docs/benchmarks.md), plus forty
+    entries in every socket's `__dict__`. daphne sets the options once, before it listens, and never
+    per connection, so reading them from the factory gives each protocol the same values.
+    """
+
+    CONFIG_ATTRS = ()  # nothing to copy, nothing to print
+    _FACTORY_OPTIONS = frozenset(WebSocketProtocol.CONFIG_ATTRS)
+
+    def __getattr__(self, name):
+        # Only reached for names not set on the instance or its class: an option, unless one was set here.
+        if name in FactoryOptionsProtocol._FACTORY_OPTIONS:
+            return getattr(self.factory, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
 class HeraldServer(Server):
-    """daphne's server, offering the prepared-frames extension to every WebSocket application."""
+    """daphne's server, offering the prepared-frames extension to every WebSocket application, with
+    FactoryOptionsProtocol for its WebSocket connections."""
+
+    @property
+    def ws_factory(self):
+        return self._ws_factory
+
+    @ws_factory.setter
+    def ws_factory(self, factory):
+        # Server.run() creates the factory and sets its options before it listens: no connection has
+        # been built from it yet.
+        factory.protocol = FactoryOptionsProtocol
+        self._ws_factory = factory
 
     def create_application(self, protocol, scope):
         if scope.get("type") == "websocket":

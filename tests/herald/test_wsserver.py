@@ -1,13 +1,17 @@
 """herald.wsserver, the daphne supervisor runs: it freezes the start-up heap before it listens, and, told to
-stop, the whole heap before it cancels anything."""
+stop, the whole heap before it cancels anything; its WebSocket protocols read their options from the factory."""
 
 from __future__ import annotations
 
+import base64
+import os
 import signal
+import socket
+import struct
 
 import pytest
 
-from .conftest import running_wsserver
+from .conftest import python_in_app, running_wsserver
 
 
 @pytest.fixture
@@ -37,3 +41,44 @@ def test_the_start_up_heap_is_frozen_before_daphne_listens(wsserver):
     listening = [i for i, line in enumerate(lines) if "Configuring endpoint" in line]
     assert frozen and listening and frozen[0] < listening[0], lines
     assert int(lines[frozen[0]].split("starting: ")[1].split()[0]) > 10_000  # Django, Twisted, autobahn
+
+
+def test_protocols_read_the_options_daphne_set_on_their_factory():
+    """FactoryOptionsProtocol copies none of autobahn's options onto the connection and still reads
+    each one as the factory has it."""
+    printed = python_in_app(
+        "import herald.wsserver as w\n"
+        "from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol\n"
+        "server = w.HeraldServer.__new__(w.HeraldServer)\n"
+        "server.ws_factory = WebSocketFactory(server, server='Daphne')\n"
+        "server.ws_factory.setProtocolOptions(openHandshakeTimeout=7, maxMessagePayloadSize=1234)\n"
+        "proto = server.ws_factory.buildProtocol(None)\n"
+        "print(type(proto).__name__, proto.openHandshakeTimeout, proto.maxMessagePayloadSize)\n"
+        "print(all(getattr(proto, n) == getattr(server.ws_factory, n) for n in WebSocketProtocol.CONFIG_ATTRS))\n"
+        "print(len(set(WebSocketProtocol.CONFIG_ATTRS) & set(vars(proto))), hasattr(proto, 'no_such_option'))\n"
+    )
+    assert printed == ["FactoryOptionsProtocol", "7", "1234", "True", "0", "False"]
+
+
+def test_a_frame_over_daphnes_limit_still_drops_the_connection(tmp_path):
+    """The options reach real connections: daphne's 1 MiB frame limit, set on the factory, holds — a
+    header announcing 1 MiB + 1 is enough for autobahn to drop the connection (its failByDrop), where
+    without the limit it would wait for the payload. (Herald's own limit, 16 KiB, answers with an
+    error frame: docs/protocol.md.)"""
+    sock_path = tmp_path / "daphne.sock"
+    with running_wsserver(sock_path, "tests.herald.prepared_frames_app:application"):
+        with socket.socket(socket.AF_UNIX) as conn:
+            conn.settimeout(30)
+            conn.connect(str(sock_path))
+            key = base64.b64encode(os.urandom(16)).decode()
+            conn.sendall(
+                f"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+            )
+            reply = b""
+            while b"\r\n\r\n" not in reply:
+                reply += conn.recv(4096)
+            assert reply.startswith(b"HTTP/1.1 101"), reply
+            # FIN + text; masked, 64-bit length; then the mask key.
+            conn.sendall(bytes([0x81, 0x80 | 127]) + struct.pack("!Q", 1024 * 1024 + 1) + os.urandom(4))
+            assert conn.recv(4096) == b""  # closed at once; a socket.timeout here means it waited
