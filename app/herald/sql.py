@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 
 @functools.cache
@@ -45,8 +45,42 @@ def copy_into(model, fields: tuple[str, ...]) -> str:
 
 
 def first(model, statement: str, params: list):
-    """The first row a select_by() statement finds, as a model instance, or None."""
-    return next(iter(model.objects.raw(statement, params)), None)
+    """The first row a select_by() statement finds, as a model instance, or None.
+
+    Built as Django builds a queryset's rows (each column through the backend's and the field's
+    converters, then `Model.from_db`), but from a plan made once per model and connection: a
+    `RawQuerySet` works out its column mapping and converters afresh for every query, which was most
+    of the cost of the session and user reads in a socket's connect (docs/benchmarks.md, 7 December).
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    database = connections[DEFAULT_DB_ALIAS]  # this thread's, as `connection` is
+    attnames, converters = _row_plan(model, database)
+    if converters:
+        row = list(row)
+        for index, functions, column in converters:
+            value = row[index]
+            for convert in functions:
+                value = convert(value, column, database)
+            row[index] = value
+    return model.from_db(database.alias, attnames, row)
+
+
+@functools.lru_cache(maxsize=64)
+def _row_plan(model, database) -> tuple[list[str], list[tuple]]:
+    """The attribute names of select_by()'s columns, and the converters of those that have any — per
+    thread's connection wrapper, since a backend's converters are methods of that connection's ops."""
+    fields = model._meta.concrete_fields
+    converters = []
+    for index, field in enumerate(fields):
+        column = field.get_col(model._meta.db_table)
+        functions = database.ops.get_db_converters(column) + column.get_db_converters(database)
+        if functions:
+            converters.append((index, functions, column))
+    return [f.attname for f in fields], converters
 
 
 def update(instance, fields: tuple[str, ...]) -> None:

@@ -59,3 +59,38 @@ def test_update_by_pk_sets_exactly_the_named_columns_in_order():
         f"UPDATE {quote('deploys_deploy')} SET {quote('last_seq')} = %s, {quote('heartbeat_at')} = %s "
         f"WHERE {quote('id')} = %s"
     )
+
+
+def test_first_reads_each_model_as_the_orm_does():
+    """first() builds rows from its own plan, not a RawQuerySet: every field equal to the ORM's read, the
+    JSON decoded by the field's converter, and the instance marked as loaded from the database."""
+    from django.contrib.auth.models import User
+
+    now = timezone.now()
+    deploy = Deploy.objects.create(
+        service=Service.objects.create(slug="billing-api"),
+        environment=Environment.objects.create(slug="production"),
+        version="v9",
+        status="running",
+        started_at=now,
+        progress=40,
+        last_seq=12,
+    )
+    token, _ = ApiToken.issue("ci", [ApiToken.Scope.WRITE])
+    user = User.objects.create_user("ada", password="pw", email="ada@example.com", last_login=now)
+    session = Session.objects.create(session_key="k1", session_data="x", expire_date=now + timezone.timedelta(1))
+    at = Session._meta.get_field("expire_date").get_db_prep_value(now, connection)
+    for model, found, expected in (
+        (Deploy, sql.first(Deploy, sql.select_by(Deploy, "id", lock=True), [deploy.pk]), deploy),
+        (ApiToken, sql.first(ApiToken, sql.select_by(ApiToken, "key_id"), [token.key_id]), token),
+        (User, sql.first(User, sql.select_by(User, "id"), [user.pk]), user),
+        (Session, sql.first(Session, sql.select_by(Session, "session_key", later_than="expire_date"), ["k1", at]), session),
+    ):
+        assert type(found) is model
+        assert _fields(found) == _fields(model.objects.get(pk=expected.pk)), model
+        assert not found._state.adding and found._state.db == "default"
+    assert sql.first(ApiToken, sql.select_by(ApiToken, "key_id"), [token.key_id]).scopes == [ApiToken.Scope.WRITE]
+
+
+def test_first_is_none_when_nothing_matches():
+    assert sql.first(Deploy, sql.select_by(Deploy, "id"), [987654]) is None
