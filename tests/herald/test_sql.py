@@ -84,7 +84,11 @@ def test_first_reads_each_model_as_the_orm_does():
         (Deploy, sql.first(Deploy, sql.select_by(Deploy, "id", lock=True), [deploy.pk]), deploy),
         (ApiToken, sql.first(ApiToken, sql.select_by(ApiToken, "key_id"), [token.key_id]), token),
         (User, sql.first(User, sql.select_by(User, "id"), [user.pk]), user),
-        (Session, sql.first(Session, sql.select_by(Session, "session_key", later_than="expire_date"), ["k1", at]), session),
+        (
+            Session,
+            sql.first(Session, sql.select_by(Session, "session_key", later_than="expire_date"), ["k1", at]),
+            session,
+        ),
     ):
         assert type(found) is model
         assert _fields(found) == _fields(model.objects.get(pk=expected.pk)), model
