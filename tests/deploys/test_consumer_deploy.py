@@ -326,9 +326,9 @@ async def test_joins_are_not_broadcast_to_a_large_audience(engineer, watcher, se
     """Above BROADCAST_WATCHERS_UP_TO sockets of a deploy in this process, a join is told to the joining
     socket only; the others learn the list at their next pong. Sockets count, not users."""
     from deploys import redis as herald_redis
-    from deploys.consumers import deploy as consumer
+    from deploys.consumers import watching
 
-    monkeypatch.setattr(consumer, "BROADCAST_WATCHERS_UP_TO", 1)
+    monkeypatch.setattr(watching, "BROADCAST_WATCHERS_UP_TO", 1)
     deploy = await external_deploy(service)
     a = await Socket.open(f"/ws/deploys/{deploy.pk}/", engineer)
     assert (await a.recv_until("watchers"))["users"] == ["rita"]

@@ -101,3 +101,21 @@ def test_many_sockets_sweep_in_bounded_steps(clock):
     assert watchers.seen(7, "specific.b!1", "rita")["users"] == ["rita", "walt"]  # 10 left
     assert watchers.seen(7, "specific.b!1", "rita")["users"] == ["rita"]
     assert herald_redis.client().zcard("herald:watchers:7:sockets") == 1
+
+
+def test_one_run_applies_many_changes_in_order():
+    frame, _ = watchers.update(
+        7,
+        [("seen", "specific.a!1", "walt"), ("seen", "specific.b!1", "rita"), ("gone", "specific.a!1", "walt")],
+    )
+    assert frame == {"type": "watchers", "count": 1, "users": ["rita"]}
+    frame, _ = watchers.update(7, [("seen", f"specific.c!{i}", f"user{i}") for i in range(3)])
+    assert frame["count"] == 4
+
+
+def test_the_broadcast_permit_is_granted_once_per_window_and_only_when_asked(clock):
+    assert watchers.update(7, [("seen", "specific.a!1", "walt")])[1] is False  # not asked: not taken
+    assert watchers.update(7, [("seen", "specific.b!1", "rita")], broadcast=True)[1] is True
+    assert watchers.update(7, [("gone", "specific.b!1", "rita")], broadcast=True)[1] is False  # within 2 s
+    assert watchers.update(8, [("seen", "specific.c!1", "olga")], broadcast=True)[1] is True  # per deploy
+    assert 0 < herald_redis.client().pttl("herald:watchers:7:sent") <= watchers.BROADCAST_EVERY_MS

@@ -5,23 +5,19 @@ from __future__ import annotations
 import uuid
 from urllib.parse import parse_qs
 
-from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 
-from .. import operations, watchers
+from .. import operations
 from ..events import EventError, NewEvent, record
 from ..publisher import deploy_group
-from . import fanout
+from . import watching
 from .base import HeraldConsumer
 from .frames import CLOSE_BAD_REQUEST, CLOSE_NOT_FOUND, CLOSE_RESUME_BEYOND_END, Field, FrameError
 from .replay import replay_cache
 from .summaries import summary_reads
 
 PAGE = 1000
-# Join/leave broadcasts go only to deploys this process holds at most this many sockets of (announce()).
-BROADCAST_WATCHERS_UP_TO = 50
 
 
 def _open(deploy_id: int, after: int, joined_at: float) -> tuple[dict | None, list[dict]]:
@@ -142,36 +138,23 @@ class DeployConsumer(HeraldConsumer):
         if len(page) == PAGE:
             await self.catch_up()
         await self.send_json({"type": "live", "last_seq": self.last_sent})
-        await self.announce(await self._watch(watchers.seen))
+        await self.announce(await self._watch("seen", announce=True))
 
     async def disconnect(self, code):
         """Called when the socket closes: leave the watcher list (base.py leaves the group)."""
         if self.group:
             await self.leave_groups()
-            await self.announce(await self._watch(watchers.gone), include_self=False)
+            await self._watch("gone", announce=True)
 
-    async def _watch(self, change) -> dict:
-        # thread_sensitive=False: these are Redis round trips (thread-safe client), so they need not
-        # queue behind the database calls on daphne's one thread-sensitive executor thread.
-        return await sync_to_async(change, thread_sensitive=False)(self.deploy_id, self.socket_id, self.username)
+    async def _watch(self, op: str, announce: bool) -> dict:
+        """This socket seen or gone, in the next run of its deploy's watcher changes (watching.py)."""
+        return await watching.change(self.deploy_id, op, self.socket_id, self.username, announce)
 
-    async def announce(self, frame: dict, include_self: bool = True) -> None:
-        """Tell the group who is watching (rate-limited per deploy); this socket hears it either way.
-
-        Only small audiences hear every join and leave: a broadcast costs one frame per socket, so with
-        N sockets joining (a ramp, a reconnect storm) it cost N/2 frames a second, more daphne CPU than
-        the joins themselves (docs/benchmarks.md). Where this process alone holds more than
-        BROADCAST_WATCHERS_UP_TO sockets of the deploy, the others learn the list at their next pong,
-        which always carries it (docs/protocol.md promises "at most every 2 s").
-        """
-        local = fanout.local_group(self.group)
-        here = len(local.members) if local is not None else 0
-        if here <= BROADCAST_WATCHERS_UP_TO and await sync_to_async(watchers.may_broadcast, thread_sensitive=False)(
-            self.deploy_id
-        ):
-            await get_channel_layer().group_send(self.group, {"type": "deploy.watchers", "frame": frame})
-        elif include_self:
-            await self.send_json(frame)
+    async def announce(self, result: dict) -> None:
+        """Tell this socket who is watching: the deploy's group heard it already if the run broadcast it
+        (rate-limited per deploy, and only for small audiences: watching.py)."""
+        if not result["broadcast"]:
+            await self.send_shared(result, "watchers", result["frame"])
 
     def quick(self, message: dict) -> bool:
         """Live messages that need no database read: the next batch in order, or a watcher list."""
@@ -246,7 +229,8 @@ class DeployConsumer(HeraldConsumer):
         # A message lost while Redis was away (the layer re-subscribes by itself) is filled from here.
         await self.catch_up()
         await self.send_json({"type": "pong", "id": frame_id, "last_seq": self.last_sent})
-        await self.send_json(await self._watch(watchers.seen))
+        result = await self._watch("seen", announce=False)
+        await self.send_shared(result, "watchers", result["frame"])
 
     async def on_comment(self, frame_id, text):
         try:
