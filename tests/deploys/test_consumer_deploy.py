@@ -405,3 +405,39 @@ async def test_a_batch_too_big_to_inline_is_read_once_per_process(engineer, watc
     assert await sockets[0].recv() == {"type": "pong", "id": None, "last_seq": 7}
     for sock in sockets:
         await sock.close()
+
+
+async def test_batches_that_pile_up_while_the_process_is_busy_arrive_once_in_order(engineer, service):
+    """While the event loop is held up (a storm of handshakes; here a blocking sleep), three batches are
+    published; the group's offering task then gets several at once and merges them (tests/deploys/
+    test_consumer_fanout.py shows that deterministically). Whatever the merge, each socket gets every
+    event once, in order, and the last batch's summary after all of them."""
+    import time
+
+    deploy = await external_deploy(service)
+    socks = [await Socket.open(f"/ws/deploys/{deploy.pk}/", engineer) for _ in range(2)]
+    for sock in socks:
+        await sock.recv_until("live")
+
+    def produce():
+        from django.db import connection
+
+        record(deploy.pk, [NewEvent("log", {"line": "one"})])
+        record(deploy.pk, [NewEvent("log", {"line": "two"}), NewEvent("log", {"line": "three"})])
+        record(deploy.pk, [NewEvent("progress", {"progress": 40})])
+        connection.close()
+
+    thread = threading.Thread(target=produce)
+    thread.start()
+    thread.join()
+    time.sleep(1)  # the loop is blocked: all three messages are in Redis' socket before anyone reads them
+    for sock in socks:
+        seen, frame = [], {}
+        while frame.get("type") != "summary":
+            frame = await sock.recv()
+            assert frame["type"] in ("events", "summary"), frame
+            seen += [(e["seq"], e["data"].get("line")) for e in frame.get("events", [])]
+        assert seen == [(3, "one"), (4, "two"), (5, "three"), (6, None)]
+        assert frame["deploy"]["progress"] == 40 and frame["deploy"]["last_seq"] == 6
+    for sock in socks:
+        await sock.close()

@@ -151,7 +151,7 @@ class HeraldConsumer(AsyncWebsocketConsumer):
     def _broken(self) -> None:
         """A group message could not be handled: this socket may have missed events, so close it;
         the client reconnects and resumes by seq, losing nothing (docs/protocol.md). The closing runs
-        in a task of its own: this may be the group reader's task, which leaving the group cancels."""
+        in a task of its own: this may be the group's offering task, which leaving the group cancels."""
         log.exception("closing a %s socket that failed to handle a group message", type(self).__name__)
         self.closing = True
         self.held.clear()

@@ -46,13 +46,22 @@ class DeployFeed:
     each read from the database once per process, not once per socket. Without it every socket read
     the same rows on daphne's one database thread: a lost message cost a process with 5,000 sockets
     of the deploy 5,000 reads. Nothing is ever dropped here; each socket still drops what it has sent
-    and repairs on its own what the feed could not (its own catch_up)."""
+    and repairs on its own what the feed could not (its own catch_up).
+
+    Batches that arrived together because the process fell behind are merged first (merged()), so
+    each socket gets one frame for them instead of one per batch."""
 
     def __init__(self, deploy_id: int):
         self.deploy_id = deploy_id
         self.last: int | None = None  # the highest seq offered so far (known from the first batch on)
 
-    async def __call__(self, message: dict) -> list[dict]:
+    async def __call__(self, messages: list[dict]) -> list[dict]:
+        out = []
+        for message in merged(messages):
+            out += await self._fill(message)
+        return out
+
+    async def _fill(self, message: dict) -> list[dict]:
         if message["type"] != "deploy.events":
             return [message]
         first, last = message["first"], message["last"]
@@ -75,6 +84,35 @@ class DeployFeed:
             pages.append({"type": "deploy.events", "first": page[0]["seq"], "last": page[-1]["seq"], "events": page})
             after = page[-1]["seq"]
         return pages
+
+
+def merged(messages: list[dict]) -> list[dict]:
+    """`messages` with each run of inline batches that follow on from one another joined into one batch
+    of at most PAGE events. A batch with a summary ends a run (its summary must still follow its own
+    events, not later ones); anything else — a watcher list, a seq range, a gap — is passed on as it is,
+    in its place. Nothing is dropped or reordered: the sockets see the same events in the same order."""
+    out: list[dict] = []
+    for message in messages:
+        before = out[-1] if out else None
+        if (
+            before is not None
+            and before["type"] == message["type"] == "deploy.events"
+            and before.get("events") is not None
+            and message.get("events") is not None
+            and not before.get("summary")
+            and message["first"] == before["last"] + 1
+            and len(before["events"]) + len(message["events"]) <= PAGE
+        ):
+            out[-1] = {
+                "type": "deploy.events",
+                "first": before["first"],
+                "last": message["last"],
+                "events": before["events"] + message["events"],
+                "summary": message.get("summary"),
+            }
+        else:
+            out.append(message)
+    return out
 
 
 def _may_cancel(user_id: int) -> bool:

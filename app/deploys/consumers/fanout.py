@@ -10,8 +10,13 @@ message once and offers the same dict to every local member, in the order the gr
 Members are consumers with `offer_now(message)` and `async offer(message)` (consumers/base.py): an
 idle socket sends at once — the usual live batch without even a coroutine, when offer_now() can —
 a busy one keeps the message for later, so one slow socket never holds up the others. A group may
-have a `feed` that turns each message into the messages to offer (deploy.py fills gaps with it, once
-per process instead of once per socket).
+have a `feed` that turns the messages that arrived into the messages to offer (deploy.py fills gaps
+with it, once per process instead of once per socket).
+
+One task receives the group's messages and another offers them: whatever arrived while the sockets
+were being offered the last ones goes to the feed together, so a process that falls behind — a
+reconnect storm on top of a busy deploy — hands its sockets fewer, larger frames instead of falling
+further behind (deploy.py merges them); one that keeps up offers every message alone, at once.
 """
 
 from __future__ import annotations
@@ -24,11 +29,11 @@ from channels.layers import get_channel_layer
 
 log = logging.getLogger(__name__)
 
-Feed = Callable[[dict], Awaitable[list[dict]]]
+Feed = Callable[[list[dict]], Awaitable[list[dict]]]
 
 
 class LocalGroup:
-    """The members of one group in this process, and the task that reads the group for them."""
+    """The members of one group in this process, and the tasks that read the group for them."""
 
     def __init__(self, group: str, loop: asyncio.AbstractEventLoop, feed: Feed | None = None):
         self.group = group
@@ -39,6 +44,9 @@ class LocalGroup:
         self.channel: str | None = None
         self.subscribed: asyncio.Future = loop.create_future()
         self.reader: asyncio.Task | None = None
+        self.offerer: asyncio.Task | None = None
+        self.arrived: list[dict] = []  # received, not offered yet, in the order the group sent them
+        self.wake = asyncio.Event()
 
     async def subscribe(self) -> None:
         """Join the channel layer's group (the first member's join waits for this)."""
@@ -53,12 +61,21 @@ class LocalGroup:
                 self.subscribed.exception()  # the joiners re-raise it; no "never retrieved" warning
             raise
         self.reader = asyncio.ensure_future(self._read())
+        self.offerer = asyncio.ensure_future(self._offer())
         self.subscribed.set_result(None)
 
     async def _read(self) -> None:
         while True:
             message = await self.layer.receive(self.channel)
-            for item in await self._fed(message):
+            self.arrived.append(message)  # after the await: _offer() swaps the list in the meantime
+            self.wake.set()
+
+    async def _offer(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            messages, self.arrived = self.arrived, []
+            for item in await self._fed(messages):
                 for member in list(self.members):
                     try:
                         if not member.offer_now(item):
@@ -66,14 +83,14 @@ class LocalGroup:
                     except Exception:  # one broken socket must not starve the rest of the group
                         log.exception("socket %r failed to take a %s message", member, item.get("type"))
 
-    async def _fed(self, message: dict) -> list[dict]:
+    async def _fed(self, messages: list[dict]) -> list[dict]:
         if self.feed is None:
-            return [message]
+            return messages
         try:
-            return await self.feed(message)
-        except Exception:  # the members still get the message and repair what they miss themselves
-            log.exception("the feed of %s failed on a %s message", self.group, message.get("type"))
-            return [message]
+            return await self.feed(messages)
+        except Exception:  # the members still get the messages and repair what they miss themselves
+            log.exception("the feed of %s failed on %d messages", self.group, len(messages))
+            return messages
 
     async def close(self) -> None:
         """Called once the last member left: stop reading and leave the channel layer's group."""
@@ -81,9 +98,10 @@ class LocalGroup:
             await asyncio.shield(self.subscribed)  # the last member may leave while the first joins
         except BaseException:
             return  # never subscribed: nothing to undo
-        if self.reader is not None and self.reader is not asyncio.current_task():
-            self.reader.cancel()  # the layer's receive() drops this channel when cancelled
-            await asyncio.gather(self.reader, return_exceptions=True)
+        tasks = [t for t in (self.reader, self.offerer) if t is not None and t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()  # the layer's receive() drops this channel when cancelled
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self.channel is not None:
             await self.layer.group_discard(self.group, self.channel)
 
