@@ -122,6 +122,9 @@ class Worker:
             "127.0.0.1",
             port,
             reuse_port=True,
+            # asyncio's default accept backlog (100) overflowed when all sockets came back at once, and
+            # the dropped SYNs' retransmits (1, 3, 7, … s) set the storm's time: 1024, as Herald's daphnes.
+            backlog=1024,
             compression=None,
             ping_interval=20,
             max_size=2**16,
