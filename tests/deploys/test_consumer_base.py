@@ -215,24 +215,23 @@ async def test_the_handshake_is_accepted_before_the_user_is_looked_up(engineer, 
 async def test_a_connect_takes_one_database_trip(engineer, service, monkeypatch):
     """The user, the summary and the first replay page come back together (daphne's one database
     thread is where a crowd of connects queues)."""
-    from deploys.consumers import base
+    from deploys.consumers import trips as consumer_trips
 
     deploy = await sync_to_async(operations.start_deploy)(
         service, "production", "v1", started_by="ci", runner=Deploy.Runner.EXTERNAL
     )
     for i in range(3):
         await sync_to_async(record)(deploy.pk, [NewEvent("log", {"line": f"line {i}"})])
-    trips = []
-    real = base.database_sync_to_async
+    trips, real = [], consumer_trips._run_all
 
-    def counting(fn):
-        trips.append(fn.__name__)
-        return real(fn)
+    def counting(lookups):
+        trips.append([lookup.__name__ for lookup in lookups])
+        return real(lookups)
 
-    monkeypatch.setattr(base, "database_sync_to_async", counting)
+    monkeypatch.setattr(consumer_trips, "_run_all", counting)
     sock = await Socket.open(f"/ws/deploys/{deploy.pk}/?after=1", engineer)
     assert (await sock.recv())["type"] == "hello"
     assert [e["seq"] for e in (await sock.recv())["events"]] == [2, 3, 4, 5]
     assert await sock.recv() == {"type": "live", "last_seq": 5}
-    assert trips == ["_look_up"]
+    assert trips == [["_look_up"]]  # one hop to the database thread, one lookup in it
     await sock.close()

@@ -8,7 +8,6 @@ import logging
 
 import orjson
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
@@ -16,7 +15,7 @@ from channels.layers import get_channel_layer
 from herald.prepared_frames import EXTENSION as PREPARED_FRAMES
 from herald.ws_auth import session_key, user_for_session_key
 
-from . import fanout
+from . import fanout, trips
 from .frames import CLOSE_UNAUTHENTICATED, FrameError, RateLimit, parse
 
 log = logging.getLogger(__name__)
@@ -172,12 +171,13 @@ class HeraldConsumer(AsyncWebsocketConsumer):
 
         Accepting comes first so that a crowd of reconnecting sockets cannot outwait daphne's
         handshake timeout in the queue for the database; one trip, because daphne runs every
-        database call of a process on one thread and each trip queues there (herald/ws_auth.py).
+        database call of a process on one thread and each trip queues there (herald/ws_auth.py) —
+        and the trips of sockets that connect together share a hop to that thread (trips.py).
         """
         await self.accept()
         self.limiter = RateLimit()
         await self.prepare()
-        user, loaded = await database_sync_to_async(self._look_up)()
+        user, loaded = await trips.run(self._look_up)
         if user is None:
             await self.refuse(CLOSE_UNAUTHENTICATED, "unauthenticated", "log in first; this socket needs a session")
             return
