@@ -103,7 +103,7 @@ def _storm(target: HeraldTarget, subs: Subscribers, deploy_id: int, last: int, p
     resumed = round(got["last_resumed_at"] - t_restart, 1) if got["last_resumed_at"] else None
     print(
         f"storm: restart {restart_s:.1f} s; {back}/{got['subs_closed']} back, the last {resumed} s after it; "
-        f"{got['handshake_failures']} failed handshakes; {checks}; "
+        f"{got['handshake_failures']} failed handshakes; {got['frames']} frames, {got['events']} events; {checks}; "
         f"server CPU s {cpu}; CPU ms per socket back {_per(cpu, back, 1000)}"
     )
     if spy:

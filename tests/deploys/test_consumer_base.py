@@ -235,3 +235,24 @@ async def test_a_connect_takes_one_database_trip(engineer, service, monkeypatch)
     assert await sock.recv() == {"type": "live", "last_seq": 5}
     assert trips == [["_look_up"]]  # one hop to the database thread, one lookup in it
     await sock.close()
+
+
+async def test_a_socket_counts_as_connecting_only_until_its_first_frames(engineer, service):
+    """fanout.connecting (a reconnect storm's sign) goes up for each connect and back down whether the
+    socket starts, is refused or closes mid-connect."""
+    from deploys.consumers import fanout
+
+    deploy = await sync_to_async(operations.start_deploy)(
+        service, "production", "v1", started_by="ci", runner=Deploy.Runner.EXTERNAL
+    )
+    before = fanout.connecting
+    live = await Socket.open(f"/ws/deploys/{deploy.pk}/", engineer)
+    await live.recv_until("live")
+    anonymous = await Socket.open(f"/ws/deploys/{deploy.pk}/")
+    assert (await anonymous.recv())["code"] == "unauthenticated"
+    assert await anonymous.expect_close() == 4401
+    missing = await Socket.open("/ws/deploys/999999/", engineer)
+    assert (await missing.recv())["code"] == "not_found"
+    assert await missing.expect_close() == 4404
+    assert fanout.connecting == before
+    await live.close()

@@ -94,3 +94,56 @@ async def test_messages_that_arrive_while_the_members_are_offered_one_are_offere
     assert [e["seq"] for e in member.offered[1]["events"]] == [2, 3, 4, 5]
     await fanout.leave(group, member)
     assert fanout.local_group(group) is None
+
+
+class Recorder:
+    """A group member that records what it is offered, always free."""
+
+    def __init__(self):
+        self.offered: list[dict] = []
+
+    def offer_now(self, message: dict) -> bool:
+        self.offered.append(message)
+        return True
+
+    async def offer(self, message: dict) -> None:  # pragma: no cover - offer_now() takes everything
+        self.offered.append(message)
+
+
+async def wait_for(condition, timeout: float = 5) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_during_a_storm_messages_gather_and_go_out_together_once_it_ends(monkeypatch):
+    monkeypatch.setattr(fanout, "STORM_GATHER_SECONDS", 60)  # only the storm's end can release them
+    group, member = "deploy.992", Recorder()
+    await fanout.join(group, member, feed=lambda: DeployFeed(992))
+    layer = get_channel_layer()
+    monkeypatch.setattr(fanout, "connecting", fanout.STORM_CONNECTING)  # that many sockets connecting
+    for message in (batch(1, 1), batch(2, 3), batch(4, 4)):
+        await layer.group_send(group, message)
+        await asyncio.sleep(0.1)
+    await wait_for(lambda: len(fanout.local_group(group).arrived) == 3)
+    assert member.offered == []  # gathered, not offered
+    monkeypatch.setattr(fanout, "connecting", fanout.STORM_CONNECTING - 1)  # the storm is over
+    await wait_for(lambda: member.offered)
+    assert [(m["first"], m["last"]) for m in member.offered] == [(1, 4)]
+    await layer.group_send(group, batch(5, 5))  # no storm: offered alone, at once
+    await wait_for(lambda: len(member.offered) == 2)
+    assert (member.offered[1]["first"], member.offered[1]["last"]) == (5, 5)
+    await fanout.leave(group, member)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_storm_holds_messages_for_at_most_the_gathering_window(monkeypatch):
+    monkeypatch.setattr(fanout, "STORM_GATHER_SECONDS", 0.3)
+    monkeypatch.setattr(fanout, "connecting", fanout.STORM_CONNECTING)  # and it never ends
+    group, member = "deploy.993", Recorder()
+    await fanout.join(group, member, feed=lambda: DeployFeed(993))
+    await get_channel_layer().group_send(group, batch(1, 1))
+    await wait_for(lambda: member.offered)
+    assert [(m["first"], m["last"]) for m in member.offered] == [(1, 1)]
+    await fanout.leave(group, member)

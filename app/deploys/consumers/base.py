@@ -174,15 +174,19 @@ class HeraldConsumer(AsyncWebsocketConsumer):
         database call of a process on one thread and each trip queues there (herald/ws_auth.py) —
         and the trips of sockets that connect together share a hop to that thread (trips.py).
         """
-        await self.accept()
-        self.limiter = RateLimit()
-        await self.prepare()
-        user, loaded = await trips.run(self._look_up)
-        if user is None:
-            await self.refuse(CLOSE_UNAUTHENTICATED, "unauthenticated", "log in first; this socket needs a session")
-            return
-        self.user_id, self.username = user
-        await self.start(loaded)
+        fanout.connecting += 1  # a crowd of these is a reconnect storm (fanout.in_storm())
+        try:
+            await self.accept()
+            self.limiter = RateLimit()
+            await self.prepare()
+            user, loaded = await trips.run(self._look_up)
+            if user is None:
+                await self.refuse(CLOSE_UNAUTHENTICATED, "unauthenticated", "log in first; this socket needs a session")
+                return
+            self.user_id, self.username = user
+            await self.start(loaded)
+        finally:
+            fanout.connecting -= 1
 
     def _look_up(self):
         user = user_for_session_key(session_key(self.scope))

@@ -17,6 +17,12 @@ One task receives the group's messages and another offers them: whatever arrived
 were being offered the last ones goes to the feed together, so a process that falls behind — a
 reconnect storm on top of a busy deploy — hands its sockets fewer, larger frames instead of falling
 further behind (deploy.py merges them); one that keeps up offers every message alone, at once.
+
+During a reconnect storm — at least STORM_CONNECTING sockets of this process in the middle of
+connecting — the offering task also lets a group's messages gather for up to STORM_GATHER_SECONDS
+before it offers them. Each socket that is back then gets one frame a second instead of one per batch,
+and the server core goes to bringing the others back: with 10,000 sockets of a deploy taking 5
+batches a second, the live frames alone needed more than the core (docs/benchmarks.md, 7 December).
 """
 
 from __future__ import annotations
@@ -30,6 +36,16 @@ from channels.layers import get_channel_layer
 log = logging.getLogger(__name__)
 
 Feed = Callable[[list[dict]], Awaitable[list[dict]]]
+
+STORM_CONNECTING = 50
+STORM_GATHER_SECONDS = 1.0
+_STORM_POLL_SECONDS = 0.05
+
+connecting = 0  # sockets of this process between their accept and their first frames (consumers/base.py)
+
+
+def in_storm() -> bool:
+    return connecting >= STORM_CONNECTING
 
 
 class LocalGroup:
@@ -73,6 +89,8 @@ class LocalGroup:
     async def _offer(self) -> None:
         while True:
             await self.wake.wait()
+            if in_storm():
+                await self._gather()
             self.wake.clear()
             messages, self.arrived = self.arrived, []
             for item in await self._fed(messages):
@@ -82,6 +100,12 @@ class LocalGroup:
                             await member.offer(item)
                     except Exception:  # one broken socket must not starve the rest of the group
                         log.exception("socket %r failed to take a %s message", member, item.get("type"))
+
+    async def _gather(self) -> None:
+        """Let more messages arrive while the storm lasts, for at most STORM_GATHER_SECONDS."""
+        until = self.loop.time() + STORM_GATHER_SECONDS
+        while in_storm() and self.loop.time() < until:
+            await asyncio.sleep(_STORM_POLL_SECONDS)
 
     async def _fed(self, messages: list[dict]) -> list[dict]:
         if self.feed is None:
