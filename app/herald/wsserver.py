@@ -31,10 +31,12 @@ asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 from daphne.cli import CommandLineInterface  # noqa: E402
 from daphne.server import Server  # noqa: E402
 from daphne.ws_protocol import WebSocketProtocol  # noqa: E402
-from twisted.internet import reactor  # noqa: E402  (the asyncio reactor daphne.server installed)
+from twisted.internet import defer, reactor  # noqa: E402  (the asyncio reactor daphne.server installed)
 
 from herald import prepared_frames  # noqa: E402
 from herald.heap import freeze_startup_heap  # noqa: E402
+
+log = logging.getLogger("herald.wsserver")
 
 
 class FactoryOptionsProtocol(WebSocketProtocol):
@@ -80,11 +82,37 @@ class HeraldServer(Server):
             }
         return super().create_application(protocol, scope)
 
+    def kill_all_applications(self):
+        """Cancel every application, wait for them, then leave the connections for the kernel to close
+        when the process exits (the "before shutdown" step daphne's Server.run registers).
+
+        daphne's own version reads each connection's application_instance, but a connection that has
+        none yet — an HTTP request that just became a WebSocket, not reaped until the next
+        application_checker round — raised KeyError and left the rest uncancelled: a storm always
+        has some. After it Twisted calls connectionLost on every connection, one by one — autobahn's
+        and daphne's bookkeeping, an access-log line each — though nothing is left to tell them: the
+        applications are gone, no close frame is sent either way, and the browser resumes by seq.
+        With 5,000 sockets that was half of a stop's CPU while the clients waited to reconnect
+        (docs/benchmarks.md, 7 December). The unix socket file and its lock stay behind as after a
+        crash; the next daphne finds the lock's process gone and binds afresh (Twisted's lockfile).
+        """
+        running = [
+            app
+            for app in (details.get("application_instance") for details in self.connections.values())
+            if app is not None and not app.done()
+        ]
+        for app in running:
+            app.cancel()
+        log.info("Killed %i pending application instances", len(running))
+        stopped = defer.Deferred.fromFuture(asyncio.gather(*running, return_exceptions=True))
+        stopped.addCallback(leave_connections_to_the_kernel)
+        return stopped
+
     def run(self):
         # daphne's CLI imports the application before it builds the server, and no socket is open yet:
         # what exists now is Django, the app, Twisted and autobahn (herald/heap.py says why freeze it).
         frozen = freeze_startup_heap()
-        logging.getLogger("herald.wsserver").info("starting: %d objects kept out of garbage collection", frozen)
+        log.info("starting: %d objects kept out of garbage collection", frozen)
         super().run()
 
 
@@ -98,9 +126,14 @@ def stop_collecting_old_objects() -> None:
     freed by reference counting; only cycles among them are left for the process's exit to drop.
     """
     gc.freeze()
-    logging.getLogger("herald.wsserver").info(
-        "shutting down: %d objects kept out of garbage collection", gc.get_freeze_count()
-    )
+    # Not gc.get_freeze_count(): it walks every frozen object, 0.15 s with 5,000 sockets.
+    log.info("shutting down: the heap is kept out of garbage collection")
+
+
+def leave_connections_to_the_kernel(_=None) -> None:
+    """Take every connection and listener off the reactor without closing it (HeraldServer.kill_all_applications)."""
+    left = reactor.removeAll()
+    log.info("shutting down: %d connections and listeners left for the kernel to close", len(left))
 
 
 if __name__ == "__main__":
