@@ -31,7 +31,8 @@ asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 from daphne.cli import CommandLineInterface  # noqa: E402
 from daphne.server import Server  # noqa: E402
 from daphne.ws_protocol import WebSocketProtocol  # noqa: E402
-from twisted.internet import defer, reactor  # noqa: E402  (the asyncio reactor daphne.server installed)
+from twisted.internet import defer, main, reactor, tcp  # noqa: E402  (reactor: the asyncio one daphne.server installed)
+from twisted.python import failure  # noqa: E402
 
 from herald import prepared_frames  # noqa: E402
 from herald.heap import freeze_startup_heap  # noqa: E402
@@ -93,8 +94,7 @@ class HeraldServer(Server):
         and daphne's bookkeeping, an access-log line each — though nothing is left to tell them: the
         applications are gone, no close frame is sent either way, and the browser resumes by seq.
         With 5,000 sockets that was half of a stop's CPU while the clients waited to reconnect
-        (docs/benchmarks.md, 7 December). The unix socket file and its lock stay behind as after a
-        crash; the next daphne finds the lock's process gone and binds afresh (Twisted's lockfile).
+        (docs/benchmarks.md, 7 December). The listeners are still closed as before.
         """
         running = [
             app
@@ -131,9 +131,14 @@ def stop_collecting_old_objects() -> None:
 
 
 def leave_connections_to_the_kernel(_=None) -> None:
-    """Take every connection and listener off the reactor without closing it (HeraldServer.kill_all_applications)."""
+    """Close the listeners as Twisted would (a unix socket's file and lock removed, so "no file" still
+    means "not listening" to the reload probes), and take every connection off the reactor without
+    closing it: the kernel closes them when the process exits (HeraldServer.kill_all_applications)."""
     left = reactor.removeAll()
-    log.info("shutting down: %d connections and listeners left for the kernel to close", len(left))
+    listeners = [selectable for selectable in left if isinstance(selectable, tcp.Port)]  # unix.Port is one too
+    for listener in listeners:
+        listener.connectionLost(failure.Failure(main.CONNECTION_DONE))
+    log.info("shutting down: %d connections left for the kernel to close", len(left) - len(listeners))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,11 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextlib.contextmanager
-def running_wsserver(sock: Path, application: str, fresh_socket: bool = True):
+def running_wsserver(sock: Path, application: str):
     """python -m herald.wsserver serving `application` on the unix socket `sock`, as supervisor starts
-    it (without the fd); yields the process once it listens, and kills it on the way out if still running.
-    With fresh_socket=False, `sock` may be a stale file left by an earlier daphne: listening is then
-    proven by a connect that succeeds."""
+    it (without the fd); yields the process once it listens, and kills it on the way out if still running."""
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'app'}{os.pathsep}{ROOT}"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "herald.wsserver", "-u", str(sock), application],
@@ -31,7 +28,7 @@ def running_wsserver(sock: Path, application: str, fresh_socket: bool = True):
     )
     try:
         deadline = time.monotonic() + 60
-        while not (sock.exists() if fresh_socket else _accepts(sock)):
+        while not sock.exists():
             assert proc.poll() is None, proc.communicate()[0]
             assert time.monotonic() < deadline, "daphne did not listen within 60 s"
             time.sleep(0.1)
@@ -40,15 +37,6 @@ def running_wsserver(sock: Path, application: str, fresh_socket: bool = True):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-
-
-def _accepts(sock: Path) -> bool:
-    with socket.socket(socket.AF_UNIX) as probe:
-        try:
-            probe.connect(str(sock))
-        except OSError:
-            return False
-    return True
 
 
 def python_in_app(code: str, **env: str) -> list[str]:

@@ -48,10 +48,11 @@ def _open_socket(sock_path) -> socket.socket:
     return conn
 
 
-def test_a_stop_leaves_open_sockets_to_the_kernel_and_the_next_daphne_binds_the_same_path(tmp_path):
-    """Told to stop, daphne cancels the applications and exits without Twisted's per-connection
-    teardown: each client sees its connection end all the same, and the socket file and lock left
-    behind (as after a crash) do not keep the next daphne from listening on the same path."""
+def test_a_stop_leaves_open_sockets_to_the_kernel_and_closes_the_listener(tmp_path):
+    """Told to stop, daphne cancels every application and exits without Twisted's per-connection
+    teardown: each client sees its connection end all the same. The listener is closed as before —
+    its socket file and lock removed, so a reload's probe never mistakes the file for a listening
+    daphne — and the next daphne binds the same path."""
     sock_path = tmp_path / "daphne.sock"
     app = "tests.herald.prepared_frames_app:application"
     with running_wsserver(sock_path, app) as proc:
@@ -60,15 +61,15 @@ def test_a_stop_leaves_open_sockets_to_the_kernel_and_the_next_daphne_binds_the_
         output = proc.communicate(timeout=60)[0]
         assert proc.returncode == 0, output
         # All three applications cancelled (daphne's own step raised KeyError on a connection that had
-        # none yet, and cancelled nothing after it), then the three sockets and the listener left.
+        # none yet, and cancelled nothing after it), then the three sockets left to the kernel.
         assert "Killed 3 pending application instances" in output, output
-        assert "shutting down: 4 connections and listeners left for the kernel to close" in output, output
+        assert "shutting down: 3 connections left for the kernel to close" in output, output
         for conn in clients:
             while conn.recv(4096):  # whatever was on its way, then the end of the stream
                 pass
             conn.close()
-    assert sock_path.exists()  # left behind, with its lock
-    with running_wsserver(sock_path, app, fresh_socket=False) as proc:
+    assert not sock_path.exists() and not (tmp_path / "daphne.sock.lock").exists()
+    with running_wsserver(sock_path, app) as proc:
         _open_socket(sock_path).close()
         assert proc.poll() is None
 
