@@ -43,7 +43,12 @@ def test_fanout_probe_delivers_everything_once(tmp_path):
 def test_storm_probe_brings_every_socket_back_with_nothing_lost(tmp_path):
     argv = ["storm", "--subscribers", "6", "--rate", "5", "--seconds", "3", "--storm-timeout", "60"]
     stdout = _probe(*argv, "--out", str(tmp_path))
-    storm = re.search(r"^storm: restart [\d.]+ s; (\d+)/(\d+) back, .*failed handshakes; (\{[^}]*\})", stdout, re.M)
+    storm = re.search(
+        r"^storm: restart [\d.]+ s; (\d+)/(\d+) back, .*failed handshakes; (\d+) frames, (\d+) events; (\{[^}]*\})",
+        stdout,
+        re.M,
+    )
     assert storm, stdout
     assert (storm[1], storm[2]) == ("6", "6")
-    assert storm[3] == "{'lost': 0, 'behind': 0, 'dups': 0, 'reordered': 0}"
+    assert int(storm[4]) >= int(storm[3]) > 0  # a frame carries one event or more
+    assert storm[5] == "{'lost': 0, 'behind': 0, 'dups': 0, 'reordered': 0}"

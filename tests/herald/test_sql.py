@@ -15,9 +15,9 @@ def _fields(obj) -> dict:
     return {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
 
 
-def test_a_row_read_by_select_by_equals_the_orm_read():
-    now = timezone.now()
-    deploy = Deploy.objects.create(
+def _running_deploy(now) -> Deploy:
+    """A deploy with most columns set, so a read that dropped or converted one wrongly shows it."""
+    return Deploy.objects.create(
         service=Service.objects.create(slug="billing-api"),
         environment=Environment.objects.create(slug="production"),
         version="v9",
@@ -28,6 +28,10 @@ def test_a_row_read_by_select_by_equals_the_orm_read():
         last_seq=12,
         cancel_requested_by="ops",
     )
+
+
+def test_a_row_read_by_select_by_equals_the_orm_read():
+    deploy = _running_deploy(timezone.now())
     [raw] = Deploy.objects.raw(sql.select_by(Deploy, "id", lock=True), [deploy.pk])
     assert _fields(raw) == _fields(Deploy.objects.get(pk=deploy.pk))
     token, _ = ApiToken.issue("ci", [ApiToken.Scope.WRITE])
@@ -67,15 +71,7 @@ def test_first_reads_each_model_as_the_orm_does():
     from django.contrib.auth.models import User
 
     now = timezone.now()
-    deploy = Deploy.objects.create(
-        service=Service.objects.create(slug="billing-api"),
-        environment=Environment.objects.create(slug="production"),
-        version="v9",
-        status="running",
-        started_at=now,
-        progress=40,
-        last_seq=12,
-    )
+    deploy = _running_deploy(now)
     token, _ = ApiToken.issue("ci", [ApiToken.Scope.WRITE])
     user = User.objects.create_user("ada", password="pw", email="ada@example.com", last_login=now)
     session = Session.objects.create(session_key="k1", session_data="x", expire_date=now + timezone.timedelta(1))

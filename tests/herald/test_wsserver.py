@@ -108,18 +108,7 @@ def test_a_frame_over_daphnes_limit_still_drops_the_connection(tmp_path):
     error frame: docs/protocol.md.)"""
     sock_path = tmp_path / "daphne.sock"
     with running_wsserver(sock_path, "tests.herald.prepared_frames_app:application"):
-        with socket.socket(socket.AF_UNIX) as conn:
-            conn.settimeout(30)
-            conn.connect(str(sock_path))
-            key = base64.b64encode(os.urandom(16)).decode()
-            conn.sendall(
-                f"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-            )
-            reply = b""
-            while b"\r\n\r\n" not in reply:
-                reply += conn.recv(4096)
-            assert reply.startswith(b"HTTP/1.1 101"), reply
+        with _open_socket(sock_path) as conn:
             # FIN + text; masked, 64-bit length; then the mask key.
             conn.sendall(bytes([0x81, 0x80 | 127]) + struct.pack("!Q", 1024 * 1024 + 1) + os.urandom(4))
             assert conn.recv(4096) == b""  # closed at once; a socket.timeout here means it waited
