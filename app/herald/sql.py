@@ -14,14 +14,15 @@ import functools
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 
-@functools.cache
-def select_by(model, field: str, *, later_than: str | None = None, lock: bool = False) -> str:
-    """Every concrete column of `model`'s rows where `field` = %s (and, with `later_than`, that field
-    > a second %s); row-locked until the transaction ends when `lock` (on databases without FOR
-    UPDATE, SQLite, writers are serialised anyway)."""
+@functools.lru_cache(maxsize=256)
+def select_by(model, field: str, *, later_than: str | None = None, lock: bool = False, among: int | None = None) -> str:
+    """Every concrete column of `model`'s rows where `field` = %s — or, with `among`, is one of that
+    many %s — (and, with `later_than`, that field > one more %s); row-locked until the transaction
+    ends when `lock` (on databases without FOR UPDATE, SQLite, writers are serialised anyway)."""
     meta, quote = model._meta, connection.ops.quote_name
     columns = ", ".join(quote(f.column) for f in meta.concrete_fields)
-    where = f"{quote(meta.get_field(field).column)} = %s"
+    column = quote(meta.get_field(field).column)
+    where = f"{column} = %s" if among is None else f"{column} IN ({', '.join(['%s'] * among)})"
     if later_than:
         where += f" AND {quote(meta.get_field(later_than).column)} > %s"
     suffix = " FOR UPDATE" if lock and connection.features.has_select_for_update else ""
@@ -55,18 +56,31 @@ def first(model, statement: str, params: list):
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
         row = cursor.fetchone()
-    if row is None:
-        return None
+    return None if row is None else _instances(model, [row])[0]
+
+
+def rows(model, statement: str, params: list) -> list:
+    """Every row a select_by() statement finds, as model instances built as first() builds one."""
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        found = cursor.fetchall()
+    return _instances(model, found)
+
+
+def _instances(model, found: list) -> list:
     database = connections[DEFAULT_DB_ALIAS]  # this thread's, as `connection` is
     attnames, converters = _row_plan(model, database)
-    if converters:
-        row = list(row)
-        for index, functions, column in converters:
-            value = row[index]
-            for convert in functions:
-                value = convert(value, column, database)
-            row[index] = value
-    return model.from_db(database.alias, attnames, row)
+    instances = []
+    for row in found:
+        if converters:
+            row = list(row)
+            for index, functions, column in converters:
+                value = row[index]
+                for convert in functions:
+                    value = convert(value, column, database)
+                row[index] = value
+        instances.append(model.from_db(database.alias, attnames, row))
+    return instances
 
 
 @functools.lru_cache(maxsize=64)

@@ -191,19 +191,19 @@ async def test_a_member_that_fails_does_not_starve_the_group(engineer, service):
 async def test_the_handshake_is_accepted_before_the_user_is_looked_up(engineer, service, monkeypatch):
     """daphne rejects a handshake not accepted within its connect timeout; in a reconnect storm the
     lookup waits behind thousands of others on the database thread, so it must not stand before the accept."""
-    from deploys.consumers import base
+    from deploys.consumers import trips
 
     deploy = await sync_to_async(operations.start_deploy)(
         service, "production", "v1", started_by="ci", runner=Deploy.Runner.EXTERNAL
     )
     lookup_may_finish = threading.Event()
-    real_lookup = base.user_for_session_key
+    real_lookup = trips.users_for_session_keys
 
-    def queued_lookup(key):  # runs on the database thread, like the real one
+    def queued_lookup(keys):  # runs on the database thread, like the real one
         assert lookup_may_finish.wait(10)
-        return real_lookup(key)
+        return real_lookup(keys)
 
-    monkeypatch.setattr(base, "user_for_session_key", queued_lookup)
+    monkeypatch.setattr(trips, "users_for_session_keys", queued_lookup)
     sock = await Socket.open(f"/ws/deploys/{deploy.pk}/", engineer)  # accepted while the lookup waits
     assert await sock.comm.receive_nothing(timeout=0.3)  # and nothing is sent before the user is known
     lookup_may_finish.set()
@@ -225,7 +225,7 @@ async def test_a_connect_takes_one_database_trip(engineer, service, monkeypatch)
     trips, real = [], consumer_trips._run_all
 
     def counting(lookups):
-        trips.append([lookup.__name__ for lookup in lookups])
+        trips.append([load.__name__ for _, load in lookups])
         return real(lookups)
 
     monkeypatch.setattr(consumer_trips, "_run_all", counting)
@@ -233,7 +233,7 @@ async def test_a_connect_takes_one_database_trip(engineer, service, monkeypatch)
     assert (await sock.recv())["type"] == "hello"
     assert [e["seq"] for e in (await sock.recv())["events"]] == [2, 3, 4, 5]
     assert await sock.recv() == {"type": "live", "last_seq": 5}
-    assert trips == [["_look_up"]]  # one hop to the database thread, one lookup in it
+    assert trips == [["load"]]  # one hop to the database thread, one lookup in it
     await sock.close()
 
 

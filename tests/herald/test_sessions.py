@@ -39,3 +39,18 @@ def test_an_expired_or_unknown_session_is_empty_and_gets_a_new_key_on_save():
         session["x"] = 1
         session.save()
         assert session.session_key not in (None, key)
+
+
+def test_many_sessions_are_decoded_as_each_loads_alone(django_assert_num_queries):
+    stored = []
+    for n in range(3):
+        session = SessionStore()
+        session["user"], session["n"] = f"user-{n}", n
+        session.save()
+        stored.append(session.session_key)
+    Session.objects.filter(pk=stored[2]).update(expire_date=timezone.now() - datetime.timedelta(seconds=1))
+    with django_assert_num_queries(1):
+        found = SessionStore.decoded_many({*stored, "no-such-session-key-at-all"})
+    assert found == {key: dict(SessionStore(session_key=key).items()) for key in stored[:2]}
+    assert found[stored[1]] == {"user": "user-1", "n": 1}
+    assert SessionStore.decoded_many(set()) == {}

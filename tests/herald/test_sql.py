@@ -94,3 +94,19 @@ def test_first_reads_each_model_as_the_orm_does():
 
 def test_first_is_none_when_nothing_matches():
     assert sql.first(Deploy, sql.select_by(Deploy, "id"), [987654]) is None
+
+
+def test_rows_reads_every_match_of_an_among_statement_as_first_reads_one():
+    now = timezone.now()
+    for key, offset in (("fresh-1", 60), ("fresh-2", 60), ("stale", -60), ("elsewhere", 60)):
+        Session.objects.create(session_key=key, session_data=key, expire_date=now + timezone.timedelta(seconds=offset))
+    statement = sql.select_by(Session, "session_key", later_than="expire_date", among=4)
+    quote = connection.ops.quote_name
+    assert f"{quote('session_key')} IN (%s, %s, %s, %s) AND" in statement
+    at = Session._meta.get_field("expire_date").get_db_prep_value(now, connection)
+    found = sql.rows(Session, statement, ["fresh-1", "fresh-2", "stale", "missing", at])
+    assert sorted(s.session_key for s in found) == ["fresh-1", "fresh-2"]
+    for session in found:
+        assert _fields(session) == _fields(Session.objects.get(pk=session.pk))
+        assert not session._state.adding
+    assert sql.rows(Session, statement, ["a", "b", "c", "d", at]) == []

@@ -8,7 +8,7 @@ from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import User
 from django.contrib.sessions.backends.db import SessionStore
 
-from herald.ws_auth import session_key, user_for_session, user_for_session_key
+from herald.ws_auth import session_key, user_for_session, user_for_session_key, users_for_session_keys
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -127,3 +127,25 @@ def test_a_backend_with_its_own_get_user_is_asked(user, settings):
     assert lookup(session).pk == user.pk
     OtherBackend.refused = user.pk
     assert lookup(session).is_anonymous
+
+
+def test_sockets_looked_up_together_read_their_sessions_and_users_in_one_statement_each(
+    user, settings, django_assert_num_queries
+):
+    second = User.objects.create_user("on-call", password="pw-not-used-here")
+    first_key = signed_in_session(user, settings, NEW).session_key
+    second_key = signed_in_session(second, settings, NEW).session_key
+    foreign = signed_in_session(user, settings, NEW)
+    foreign[BACKEND_SESSION_KEY] = "somewhere.else.Backend"
+    foreign.save()
+    keys = [first_key, None, second_key, "no-such-session-key", foreign.session_key, first_key, ""]
+    with django_assert_num_queries(2):
+        together = users_for_session_keys(keys)
+    alone = [user_for_session_key(key) for key in keys]
+    assert [u.pk for u in together] == [u.pk for u in alone] == [user.pk, None, second.pk, None, None, user.pk, None]
+
+
+def test_another_session_engine_is_read_session_by_session(user, settings):
+    key = signed_in_session(user, settings, NEW).session_key
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.db"
+    assert [u.pk for u in users_for_session_keys([key, "no-such-session-key", key])] == [user.pk, None, user.pk]

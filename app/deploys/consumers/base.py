@@ -13,7 +13,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 
 from herald.prepared_frames import EXTENSION as PREPARED_FRAMES
-from herald.ws_auth import session_key, user_for_session_key
+from herald.ws_auth import session_key
 
 from . import fanout, trips
 from .frames import CLOSE_UNAUTHENTICATED, FrameError, RateLimit, parse
@@ -179,7 +179,7 @@ class HeraldConsumer(AsyncWebsocketConsumer):
             await self.accept()
             self.limiter = RateLimit()
             await self.prepare()
-            user, loaded = await trips.run(self._look_up)
+            user, loaded = await trips.run(session_key(self.scope), self.load)
             if user is None:
                 await self.refuse(CLOSE_UNAUTHENTICATED, "unauthenticated", "log in first; this socket needs a session")
                 return
@@ -187,12 +187,6 @@ class HeraldConsumer(AsyncWebsocketConsumer):
             await self.start(loaded)
         finally:
             fanout.connecting -= 1
-
-    def _look_up(self):
-        user = user_for_session_key(session_key(self.scope))
-        if not user.is_authenticated:
-            return None, None
-        return (user.pk, user.get_username()), self.load()
 
     async def prepare(self):
         """Called before the user is looked up (and before load() reads anything)."""
