@@ -137,6 +137,10 @@ class Client:
     def __init__(self, cfg: dict):
         self.url = cfg["url"]  # contains {after}
         self.headers = cfg.get("headers") or {}
+        # "{n}" in a header value stands for the subscriber's number (counted over every client
+        # process, from `first`) modulo `sessions`: one session cookie per socket, as distinct browsers.
+        self.first = int(cfg.get("first", 0))
+        self.sessions = int(cfg.get("sessions", 1))
         self.count = int(cfg["count"])
         self.concurrency = int(cfg.get("connect_concurrency", 64))
         self.open_timeout = float(cfg.get("open_timeout", 60))
@@ -258,13 +262,17 @@ class Client:
                 self.h_acc.add((now - accepted) * 1000)
 
     # ------------------------------------------------------------------ sockets
-    async def open(self, attempt: Attempt, after: int) -> WSTransport:
+    def headers_for(self, sub: Sub) -> dict:
+        n = str((self.first + sub.idx) % self.sessions)
+        return {name: value.replace("{n}", n) for name, value in self.headers.items()}
+
+    async def open(self, attempt: Attempt, after: int, headers: dict) -> WSTransport:
         try:
             transport, listener = await asyncio.wait_for(
                 ws_connect(
                     attempt.factory,
                     self.url.format(after=after),
-                    extra_headers=self.headers,
+                    extra_headers=headers,
                     max_frame_size=MAX_MESSAGE,
                     websocket_handshake_timeout=self.open_timeout,
                     enable_auto_ping=False,
@@ -289,7 +297,7 @@ class Client:
                 if initial:
                     await self.sem.acquire()
                 try:
-                    transport = await self.open(attempt, sub.last)
+                    transport = await self.open(attempt, sub.last, self.headers_for(sub))
                 finally:
                     if initial:
                         self.sem.release()

@@ -94,7 +94,9 @@ class Subscribers:
         per_proc: int = 5000,
         concurrency: int = 64,
         ready_timeout: float = 600,
+        sessions: int = 1,
     ):
+        """`sessions`: how many session cookies "{n}" in a header value stands for (bench/client.py)."""
         nprocs = max(1, math.ceil(count / per_proc))
         sizes = [count // nprocs + (1 if i < count % nprocs else 0) for i in range(nprocs)]
         self.count = count
@@ -103,6 +105,8 @@ class Subscribers:
                 {
                     "url": url,
                     "headers": headers,
+                    "sessions": sessions,
+                    "first": sum(sizes[:i]),
                     "count": n,
                     "after": after,
                     "ready_timeout": max(10, ready_timeout - 20),
@@ -110,7 +114,7 @@ class Subscribers:
                 },
                 pinning,
             )
-            for n in sizes
+            for i, n in enumerate(sizes)
             if n
         ]
         self.ready_timeout = ready_timeout

@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         u0 = target.usage()
         spy = Profiler(target, roles, args.out, "ramp", None) if roles and args.step == "ramp" else None
         with Subscribers(
-            target.ws_url(deploy_id), target.ws_headers, subscribers, last, pin, ready_timeout=600
+            target.ws_url(deploy_id), target.ws_headers, subscribers, last, pin, ready_timeout=600,
+            sessions=target.ws_sessions,
         ) as subs:
             ready = subs.wait_ready()
             u1 = target.usage()

@@ -66,6 +66,7 @@ def held_broadcast_storm(t: Target, pin: Pinning, p: dict, log) -> dict:
         last,
         pin,
         per_proc=p["per_proc"],
+        sessions=t.ws_sessions,
         concurrency=p["connect_concurrency"],
         ready_timeout=p["ramp_timeout_s"] + 30,
     ) as subs:
@@ -174,6 +175,7 @@ def fanout(t: Target, pin: Pinning, p: dict, subscribers: int, rate: float, batc
         last,
         pin,
         per_proc=p["per_proc"],
+        sessions=t.ws_sessions,
         concurrency=p["connect_concurrency"],
     ) as subs:
         ready = subs.wait_ready()
@@ -220,7 +222,8 @@ def ingest(t: Target, pin: Pinning, p: dict, log) -> dict:
     """Scenario 4: single-event POSTs and 1,000-event batches, with a few subscribers watching."""
     deploy_id, last = t.create_deploy(f"ingest-{next(_labels)}")
     out = {}
-    with Subscribers(t.ws_url(deploy_id), t.ws_headers, p["ingest_watchers"], last, pin) as subs:
+    watchers = p["ingest_watchers"]
+    with Subscribers(t.ws_url(deploy_id), t.ws_headers, watchers, last, pin, sessions=t.ws_sessions) as subs:
         subs.wait_ready()
         for name, batch, conns in (("single", 1, p["ingest_connections"]), ("batch", p["ingest_batch"], 2)):
             subs.mark()

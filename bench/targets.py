@@ -10,6 +10,8 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -17,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psycopg
 from tests.support.servers import RedisServer, free_port, terminate, wait_for_port
 from tests.support.stack import Stack
 
@@ -25,6 +28,8 @@ from bench.pg import Postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(sys.executable).parent.parent
+# Herald's subscribers each get a session of their own, up to this many (then they share, in turn).
+SESSIONS = 20_000
 
 
 def http_json(
@@ -49,6 +54,7 @@ class Target:
     ws_port = 0  # where subscribers connect
     api_port = 0  # where the producer posts
     ws_headers: dict = {}
+    ws_sessions = 1  # session cookies behind "{n}" in ws_headers (bench/client.py)
     api_headers: dict = {}
     settings: dict = {}
 
@@ -130,7 +136,7 @@ class HeraldTarget(Target):
         self.stack = Stack(daphne_processes=self.daphne, extra_vars=ev)
         self.stack.__enter__()
         self.ws_port = self.api_port = self.stack.http_port
-        self.ws_headers = self.stack.ws_headers(self.stack.login())
+        self.ws_headers = self.stack.ws_headers(self._session_per_subscriber(self.stack.login()))
         token = self.stack.manage("create_token", "--name", "bench").stdout.strip().splitlines()[-1]
         self.api_headers = {"Authorization": f"Bearer {token}"}
         self.settings = {
@@ -142,6 +148,22 @@ class HeraldTarget(Target):
             **{k: v for k, v in ev.items() if k != "herald_database_url"},
         }
         return self
+
+    def _session_per_subscriber(self, cookie: str) -> str:
+        """One session per subscriber, as in a crowd of browsers: copies of the logged-in session under
+        SESSIONS new keys (its data is signed without the key, so each copy is as good as a login), and
+        the cookie with "{n}" where the key goes. Sockets sharing one session would share its read."""
+        key = re.search(r"sessionid=([^;]+)", cookie).group(1)
+        prefix = secrets.token_hex(8)
+        with psycopg.connect(self.pg.url, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO django_session (session_key, session_data, expire_date)"
+                " SELECT %s || n, session_data, expire_date FROM django_session, generate_series(0, %s - 1) AS n"
+                " WHERE session_key = %s",
+                [prefix, SESSIONS, key],
+            )
+        self.ws_sessions = SESSIONS
+        return cookie.replace(f"sessionid={key}", f"sessionid={prefix}{{n}}")
 
     def stop(self) -> None:
         if self.stack is not None:

@@ -131,3 +131,18 @@ async def test_client_checks_every_event_across_a_reconnect():
     assert r["frames"] == 9, r  # hello, 1–3, live, 5, 4, 4 | hello, live, 6
     assert r["h_send"]["counts"] and sum(r["h_send"]["counts"].values()) == 2, r  # live and new: 5 and 6
     assert sum(r["h_acc"]["counts"].values()) == 2, r
+
+
+def test_each_subscriber_gets_its_own_session_counted_across_client_processes():
+    """"{n}" in a header is the subscriber's number over all client processes, modulo `sessions`."""
+    from bench.client import Client
+
+    cfg = {"url": "ws://h/?after={after}", "headers": {"Cookie": "c=1; sessionid=k{n}", "Origin": "o"}}
+    client = Client({**cfg, "count": 3, "first": 4, "sessions": 6})
+    assert [client.headers_for(sub) for sub in client.subs] == [
+        {"Cookie": "c=1; sessionid=k4", "Origin": "o"},
+        {"Cookie": "c=1; sessionid=k5", "Origin": "o"},
+        {"Cookie": "c=1; sessionid=k0", "Origin": "o"},
+    ]
+    shared = Client({**cfg, "count": 2})  # one session unless told otherwise
+    assert shared.headers_for(shared.subs[1])["Cookie"] == "c=1; sessionid=k0"
