@@ -138,10 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         deploy_id, last = target.create_deploy(f"probe-{int(time.time())}")
         u0 = target.usage()
         spy = Profiler(target, roles, args.out, "ramp", None) if roles and args.step == "ramp" else None
-        with Subscribers(
-            target.ws_url(deploy_id), target.ws_headers, subscribers, last, pin, ready_timeout=600,
-            sessions=target.ws_sessions,
-        ) as subs:
+        with target.subscribers(deploy_id, subscribers, last, pin, ready_timeout=600) as subs:
             ready = subs.wait_ready()
             u1 = target.usage()
             n = max(1, ready["connected"])

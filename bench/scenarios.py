@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import time
 
-from bench.load import Background, Pinning, Subscribers, produce
+from bench.load import Background, Pinning, produce
 from bench.targets import Target
 
 _labels = itertools.count(1)
@@ -59,14 +59,12 @@ def held_broadcast_storm(t: Target, pin: Pinning, p: dict, log) -> dict:
     deploy_id, last = t.create_deploy(f"held-{next(_labels)}")
     out: dict = {"subscribers": n}
     u0 = t.usage()
-    with Subscribers(
-        t.ws_url(deploy_id),
-        t.ws_headers,
+    with t.subscribers(
+        deploy_id,
         n,
         last,
         pin,
         per_proc=p["per_proc"],
-        sessions=t.ws_sessions,
         concurrency=p["connect_concurrency"],
         ready_timeout=p["ramp_timeout_s"] + 30,
     ) as subs:
@@ -168,15 +166,8 @@ def held_broadcast_storm(t: Target, pin: Pinning, p: dict, log) -> dict:
 def fanout(t: Target, pin: Pinning, p: dict, subscribers: int, rate: float, batch: int, duration: float, log) -> dict:
     """Scenario 2: M subscribers on one deploy; a producer sends `rate` requests/s of `batch` lines."""
     deploy_id, last = t.create_deploy(f"fan-{next(_labels)}")
-    with Subscribers(
-        t.ws_url(deploy_id),
-        t.ws_headers,
-        subscribers,
-        last,
-        pin,
-        per_proc=p["per_proc"],
-        sessions=t.ws_sessions,
-        concurrency=p["connect_concurrency"],
+    with t.subscribers(
+        deploy_id, subscribers, last, pin, per_proc=p["per_proc"], concurrency=p["connect_concurrency"]
     ) as subs:
         ready = subs.wait_ready()
         time.sleep(1)
@@ -222,8 +213,7 @@ def ingest(t: Target, pin: Pinning, p: dict, log) -> dict:
     """Scenario 4: single-event POSTs and 1,000-event batches, with a few subscribers watching."""
     deploy_id, last = t.create_deploy(f"ingest-{next(_labels)}")
     out = {}
-    watchers = p["ingest_watchers"]
-    with Subscribers(t.ws_url(deploy_id), t.ws_headers, watchers, last, pin, sessions=t.ws_sessions) as subs:
+    with t.subscribers(deploy_id, p["ingest_watchers"], last, pin) as subs:
         subs.wait_ready()
         for name, batch, conns in (("single", 1, p["ingest_connections"]), ("batch", p["ingest_batch"], 2)):
             subs.mark()

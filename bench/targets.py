@@ -24,6 +24,7 @@ from tests.support.servers import RedisServer, free_port, terminate, wait_for_po
 from tests.support.stack import Stack
 
 from bench import procs
+from bench.load import Pinning, Subscribers
 from bench.pg import Postgres
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,6 +61,13 @@ class Target:
 
     def ws_url(self, deploy_id: int) -> str:
         return f"ws://127.0.0.1:{self.ws_port}/ws/deploys/{deploy_id}/?after={{after}}"
+
+    def subscribers(self, deploy_id: int, count: int, after: int, pinning: Pinning, **options) -> Subscribers:
+        """`count` subscribers on the deploy, connecting as this target's clients do (its URL, headers and
+        sessions); `options` go to Subscribers."""
+        return Subscribers(
+            self.ws_url(deploy_id), self.ws_headers, count, after, pinning, sessions=self.ws_sessions, **options
+        )
 
     def events_path(self, deploy_id: int) -> str:
         return f"/api/v1/deploys/{deploy_id}/events/"
@@ -137,6 +145,7 @@ class HeraldTarget(Target):
         self.stack.__enter__()
         self.ws_port = self.api_port = self.stack.http_port
         self.ws_headers = self.stack.ws_headers(self._session_per_subscriber(self.stack.login()))
+        self.ws_sessions = SESSIONS
         token = self.stack.manage("create_token", "--name", "bench").stdout.strip().splitlines()[-1]
         self.api_headers = {"Authorization": f"Bearer {token}"}
         self.settings = {
@@ -162,7 +171,6 @@ class HeraldTarget(Target):
                 " WHERE session_key = %s",
                 [prefix, SESSIONS, key],
             )
-        self.ws_sessions = SESSIONS
         return cookie.replace(f"sessionid={key}", f"sessionid={prefix}{{n}}")
 
     def stop(self) -> None:

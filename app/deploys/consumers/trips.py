@@ -65,8 +65,10 @@ async def _drain(loop: asyncio.AbstractEventLoop) -> None:
 def _run_all(trips: list[tuple[str | None, Callable]]) -> list[tuple[bool, object]]:
     try:
         users = users_for_session_keys([key for key, _ in trips])
-    except Exception:  # one socket's bad session must not fail the others: each is looked up alone
-        users = [None] * len(trips)
+    except Exception:
+        if len(trips) == 1:
+            raise  # alone already, so no second read: _drain hands the error to its one socket
+        users = [None] * len(trips)  # one socket's bad session must not fail the others: each alone
     outcomes = []
     for (key, load), user in zip(trips, users, strict=True):
         try:
