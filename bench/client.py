@@ -153,6 +153,7 @@ class Client:
         self.decoded_bytes = 0
         self.connect_hist = Hist()
         self.ready_left = self.count
+        self.subscribed = 0  # went live in the ramp (one may close again before the ready report is out)
         self.ready = asyncio.Event()
         self.initial_failed = 0
         self.failed = 0  # gave up after MAX_ATTEMPTS
@@ -221,6 +222,7 @@ class Client:
                 if sub.closes:
                     sub.resumed_at = now
                 else:
+                    self.subscribed += 1
                     self.ready_left -= 1
                     if self.ready_left <= 0:
                         self.ready.set()
@@ -446,7 +448,7 @@ class Client:
         emit(
             {
                 "event": "ready",
-                "connected": sum(1 for s in self.subs if s.live),
+                "connected": self.subscribed,
                 "failed": self.initial_failed,
                 "handshake_failures": self.handshake_failures,
                 "ramp_s": time.monotonic() - started,
