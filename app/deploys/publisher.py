@@ -1,9 +1,12 @@
 """Sends stored events to the channel layer from synchronous code (uWSGI views, Celery tasks).
 
-`async_to_sync` starts a fresh event loop per call when no loop runs in the thread, and
-channels_redis keeps its connection pools per loop, so every publish would open new Redis
-connections. Instead each process keeps one background thread with one long-lived loop, and
-synchronous callers hand it coroutines. The thread is created lazily and again after a fork.
+A PUBLISH on the process's one synchronous Redis client (deploys/redis.py), with the message
+serialised by the channel layer itself and sent to the channel its `group_send`/`send` would use.
+Going through the layer's own coroutines from sync code needs an event loop: `async_to_sync` builds
+one per call (and channels_redis new connections per loop), and handing coroutines to a loop thread
+cost a POST two thread switches and the loop's bookkeeping, about a tenth of its uWSGI CPU
+(docs/benchmarks.md, 7 December, evening). tests/deploys/test_publisher.py holds the names and the
+wire format to what the layer's receivers read.
 
 Only events.record() calls publish_batch() (tests aside): it runs after the transaction that stored
 the events committed, so a consumer that fills a gap from the database always finds them.
@@ -11,12 +14,11 @@ the events committed, so a consumer that fills a gap from the database always fi
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-import threading
 
 from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from . import redis as herald_redis
 
@@ -30,35 +32,28 @@ DASHBOARD_GROUP = "dashboard"
 INLINE_EVENTS = 1000
 INLINE_BYTES = 256 * 1024
 NOTICE_TTL_SECONDS = 7 * 86400
-PUBLISH_TIMEOUT = 5.0
 
 
 def deploy_group(deploy_id: int) -> str:
     return f"deploy.{deploy_id}"
 
 
-class _LoopThread:
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.pid = os.getpid()
-        thread = threading.Thread(target=self.loop.run_forever, name="herald-publisher", daemon=True)
-        thread.start()
-
-    def run(self, coro, timeout: float = PUBLISH_TIMEOUT):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+def _layer_config() -> dict:
+    config = settings.CHANNEL_LAYERS["default"].get("CONFIG", {})
+    if config.get("hosts") != [settings.REDIS_URL]:
+        # The layer would shard channels over several hosts; this client talks to REDIS_URL only.
+        raise ImproperlyConfigured("the channel layer's hosts must be [REDIS_URL] for deploys.publisher")
+    return config
 
 
-_loop: _LoopThread | None = None
-_loop_lock = threading.Lock()
+def _group_channel(group: str) -> str:
+    """The Redis channel RedisPubSubChannelLayer publishes a group's messages on."""
+    return f"{_layer_config().get('prefix', 'asgi')}__group__{group}"
 
 
-def run(coro, timeout: float = PUBLISH_TIMEOUT):
-    """Run a coroutine on this process's publisher loop and wait for its result."""
-    global _loop
-    with _loop_lock:
-        if _loop is None or _loop.pid != os.getpid():
-            _loop = _LoopThread()
-    return _loop.run(coro, timeout)
+def _publish(channel: str, message: dict) -> None:
+    _layer_config()
+    herald_redis.client().publish(channel, get_channel_layer().serialize(message))
 
 
 def publish_batch(
@@ -79,7 +74,7 @@ def publish_batch(
         message["events"] = wire
     try:
         fresh = [n for n in notices if _first_time(n["id"])]
-        run(_send(deploy_id, message, summary if dashboard_changed else None, fresh))
+        _send(deploy_id, message, summary if dashboard_changed else None, fresh)
     except Exception:  # stored events are never lost: sockets fill gaps from the database by seq
         log.warning(
             "could not publish events %s–%s of deploy %s", wire[0]["seq"], wire[-1]["seq"], deploy_id, exc_info=True
@@ -92,13 +87,12 @@ def _first_time(notice_id: str) -> bool:
     return bool(herald_redis.client().set(f"herald:notice:{notice_id}", 1, nx=True, ex=NOTICE_TTL_SECONDS))
 
 
-async def _send(deploy_id: int, message: dict, summary: dict | None, notices: list[dict]) -> None:
-    layer = get_channel_layer()
-    await layer.group_send(deploy_group(deploy_id), message)
+def _send(deploy_id: int, message: dict, summary: dict | None, notices: list[dict]) -> None:
+    _publish(_group_channel(deploy_group(deploy_id)), message)
     if summary is not None or notices:
-        await layer.group_send(DASHBOARD_GROUP, {"type": "dashboard.update", "deploy": summary, "notices": notices})
+        _publish(_group_channel(DASHBOARD_GROUP), {"type": "dashboard.update", "deploy": summary, "notices": notices})
 
 
 def send_to_channel(channel_name: str, message: dict) -> None:
     """Send one message to one consumer (log-follow lines go to exactly one socket)."""
-    run(get_channel_layer().send(channel_name, message))
+    _publish(channel_name, message)

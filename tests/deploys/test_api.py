@@ -230,9 +230,9 @@ async def test_a_full_api_batch_is_published_inline_and_arrives_complete(enginee
     sent, reads = [], []
     send, events_after = publisher._send, deploy_consumer._events_after
 
-    async def spy_send(deploy_id, message, summary, notices):
+    def spy_send(deploy_id, message, summary, notices):
         sent.append(message)
-        await send(deploy_id, message, summary, notices)
+        send(deploy_id, message, summary, notices)
 
     async def spy_events_after(*args):
         reads.append(args)

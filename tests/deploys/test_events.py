@@ -166,7 +166,7 @@ def published(monkeypatch):
 
     sent = []
 
-    async def capture(deploy_id, message, summary, notices):
+    def capture(deploy_id, message, summary, notices):
         sent.append((deploy_id, message, summary, notices))
 
     monkeypatch.setattr(publisher, "_send", capture)
