@@ -37,6 +37,15 @@ def update_by_pk(model, fields: tuple[str, ...]) -> str:
     return f"UPDATE {quote(meta.db_table)} SET {columns} WHERE {quote(meta.pk.column)} = %s"
 
 
+@functools.lru_cache(maxsize=64)
+def insert_into(model, fields: tuple[str, ...], rows: int) -> str:
+    """One INSERT of `rows` rows of these fields' columns, every value a %s (row after row)."""
+    meta, quote = model._meta, connection.ops.quote_name
+    columns = ", ".join(quote(meta.get_field(name).column) for name in fields)
+    row = f"({', '.join(['%s'] * len(fields))})"
+    return f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES {', '.join([row] * rows)}"
+
+
 @functools.cache
 def copy_into(model, fields: tuple[str, ...]) -> str:
     """PostgreSQL's COPY of these fields' columns, rows written by psycopg's cursor.copy()."""

@@ -231,10 +231,43 @@ def test_a_progress_only_batch_publishes_a_summary_with_the_steps(service, publi
     assert summary["progress"] == 55 and [s["name"] for s in summary["steps"]] == ["build"]
 
 
-TRICKY_LINES = ["tab\there", "back\\slash \\N", 'quote " and \\"', "cr\rlf\n", "é ✓ 漢字 🚀", "", "\\.", "a\x01b"]
+TRICKY_LINES = [
+    "tab\there",
+    "back\\slash \\N",
+    'quote " and \\"',
+    "cr\rlf\n",
+    "é ✓ 漢字 🚀",
+    "",
+    "\\.",
+    "a\x01b",
+    "it's %s %(x)s",
+]
 
 
-def test_event_data_is_stored_as_jsonb_exactly_as_given(service):
+@pytest.fixture(params=["insert", "copy"])
+def stored_by(request, monkeypatch):
+    """Run the test with every batch stored by one INSERT, then with every batch stored by COPY."""
+    from deploys import events
+
+    monkeypatch.setattr(events, "INSERT_MAX_ROWS", 1000 if request.param == "insert" else 0)
+    return request.param
+
+
+def test_a_few_events_are_inserted_and_more_are_copied(service):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from deploys.events import INSERT_MAX_ROWS
+
+    deploy = _external(service)
+    for size, inserts in ((1, 1), (INSERT_MAX_ROWS, 1), (INSERT_MAX_ROWS + 1, 0)):
+        with CaptureQueriesContext(connection) as queries:
+            record(deploy.pk, [NewEvent("log", {"line": f"{size}/{i}"}) for i in range(size)])
+        assert sum('INSERT INTO "deploys_deployevent"' in q["sql"] for q in queries) == inserts, size
+    assert DeployEvent.objects.filter(deploy=deploy).count() == 2 + 1 + INSERT_MAX_ROWS + INSERT_MAX_ROWS + 1
+
+
+def test_event_data_is_stored_as_jsonb_exactly_as_given(service, stored_by):
     deploy = _external(service)
     batch = [NewEvent("log", {"line": line, "stream": "stderr"}) for line in TRICKY_LINES]
     batch.append(NewEvent("comment", {"user": "rita", "text": "ok ✓"}))
@@ -250,7 +283,7 @@ def test_event_data_is_stored_as_jsonb_exactly_as_given(service):
     assert DeployEvent.objects.filter(deploy=deploy, data__user="rita").count() == 1
 
 
-def test_data_postgresql_refuses_fails_the_whole_batch_with_a_django_error(service):
+def test_data_postgresql_refuses_fails_the_whole_batch_with_a_django_error(service, stored_by):
     """jsonb refuses \\u0000 (the suite runs on PostgreSQL, see the last test)."""
     from django.db import DataError
 
@@ -262,7 +295,7 @@ def test_data_postgresql_refuses_fails_the_whole_batch_with_a_django_error(servi
     assert record(deploy.pk, [NewEvent("log", {"line": "after"})]).last_seq == 3
 
 
-def test_a_batch_with_its_own_timestamps_publishes_each_one(service, published):
+def test_a_batch_with_its_own_timestamps_publishes_each_one(service, published, stored_by):
     """The runner passes the time each line was read; the wire form keeps every one of them."""
     from datetime import UTC, datetime, timedelta
 

@@ -65,6 +65,21 @@ def test_update_by_pk_sets_exactly_the_named_columns_in_order():
     )
 
 
+def test_insert_into_writes_rows_of_the_named_columns_that_the_orm_reads_back():
+    deploy = _running_deploy(timezone.now())
+    quote = connection.ops.quote_name
+    statement = sql.insert_into(Environment, ("slug", "order"), 2)
+    assert statement == (
+        f"INSERT INTO {quote('deploys_environment')} ({quote('slug')}, {quote('order')}) VALUES (%s, %s), (%s, %s)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, ["staging", 20, "qa-%s", 10])
+    assert list(Environment.objects.exclude(pk=deploy.environment_id).values_list("slug", "order")) == [
+        ("qa-%s", 10),
+        ("staging", 20),
+    ]
+
+
 def test_first_reads_each_model_as_the_orm_does():
     """first() builds rows from its own plan, not a RawQuerySet: every field equal to the ORM's read, the
     JSON decoded by the field's converter, and the instance marked as loaded from the database."""
