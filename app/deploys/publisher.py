@@ -38,21 +38,15 @@ def deploy_group(deploy_id: int) -> str:
     return f"deploy.{deploy_id}"
 
 
-def _layer_config() -> dict:
-    config = settings.CHANNEL_LAYERS["default"].get("CONFIG", {})
-    if config.get("hosts") != [settings.REDIS_URL]:
-        # The layer would shard channels over several hosts; this client talks to REDIS_URL only.
-        raise ImproperlyConfigured("the channel layer's hosts must be [REDIS_URL] for deploys.publisher")
-    return config
-
-
 def _group_channel(group: str) -> str:
     """The Redis channel RedisPubSubChannelLayer publishes a group's messages on."""
-    return f"{_layer_config().get('prefix', 'asgi')}__group__{group}"
+    return f"{settings.CHANNEL_LAYERS['default']['CONFIG'].get('prefix', 'asgi')}__group__{group}"
 
 
 def _publish(channel: str, message: dict) -> None:
-    _layer_config()
+    if settings.CHANNEL_LAYERS["default"]["CONFIG"].get("hosts") != [settings.REDIS_URL]:
+        # The layer would shard channels over several hosts; this client talks to REDIS_URL only.
+        raise ImproperlyConfigured("the channel layer's hosts must be [REDIS_URL] for deploys.publisher")
     herald_redis.client().publish(channel, get_channel_layer().serialize(message))
 
 
