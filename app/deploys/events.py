@@ -209,19 +209,17 @@ def _insert_events(deploy: Deploy, rows: list[tuple]) -> None:
             [DeployEvent(deploy=deploy, seq=seq, ts=ts, kind=kind, data=data) for seq, ts, kind, data in rows]
         )
         return
-    if len(rows) <= INSERT_MAX_ROWS:
-        values = []
-        for seq, ts, kind, data in rows:
-            values += (deploy.pk, seq, ts, kind, orjson.dumps(data).decode())
+    stored = [(deploy.pk, seq, ts, kind, orjson.dumps(data).decode()) for seq, ts, kind, data in rows]
+    if len(stored) <= INSERT_MAX_ROWS:
         with connection.cursor() as cursor:
-            cursor.execute(sql.insert_into(DeployEvent, COPY_FIELDS, len(rows)), values)
+            cursor.execute(sql.insert_into(DeployEvent, COPY_FIELDS, len(stored)), [v for row in stored for v in row])
         return
     # cursor.copy() bypasses Django's cursor wrapper: wrap its errors so callers still get Django's
     # exception classes (DataError, IntegrityError), as from bulk_create.
     copy_sql = sql.copy_into(DeployEvent, COPY_FIELDS)
     with connection.wrap_database_errors, connection.cursor() as cursor, cursor.copy(copy_sql) as copy:
-        for seq, ts, kind, data in rows:
-            copy.write_row((deploy.pk, seq, ts, kind, orjson.dumps(data).decode()))
+        for row in stored:
+            copy.write_row(row)
 
 
 def _wire(rows: list[tuple]) -> list[dict]:
