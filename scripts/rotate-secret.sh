@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make rotate-secret SECRET=secret-key|redis-password`: replace one of the local run's generated
 # secrets while Herald keeps serving (no failed request, nobody logged out, no deploy interrupted).
-#   secret-key      new DJANGO_SECRET_KEY; the old one stays in DJANGO_SECRET_KEY_FALLBACKS, so
-#                   sessions it signed stay valid until the next rotation retires it
+#   secret-key      new DJANGO_SECRET_KEY, first accepted by every program, then signing; the old one
+#                   stays in DJANGO_SECRET_KEY_FALLBACKS, so sessions it signed stay valid until the
+#                   next rotation retires it
 #   redis-password  Redis accepts the old and the new password, every program is reloaded onto the
 #                   new one, then the old one is refused
 # Both end in scripts/reload.sh, which re-renders herald.env; each program re-reads it as it restarts.
@@ -28,7 +29,9 @@ redis_acl() {
 
 case "${1:-}" in
   secret-key)
-    ctl_py rotate "$LOCAL_VARS" secret-key
+    ctl_py rotate "$LOCAL_VARS" secret-key           # every process learns the new key as a fallback,
+    apply
+    ctl_py rotate "$LOCAL_VARS" secret-key --finish  # then it signs (herald_ctl.py rotate says why)
     apply
     say "secret key rotated; the previous key verifies existing sessions until the next rotation"
     ;;

@@ -86,16 +86,27 @@ def local_var(args) -> int:
 
 
 def rotate(args) -> int:
-    """Replace one generated secret, keeping the old one where the rotation still needs it:
-    secret-key: the old key becomes the only fallback (sessions it signed stay valid until the next
-      rotation retires it);
-    redis-password: the old password waits under herald_redis_password_previous until --finish, and an
-      unfinished rotation is resumed rather than replaced (Redis may already accept the new one)."""
+    """Replace one generated secret in two steps, each followed by a reload, so that no process meets a
+    signature or a password it does not know while the reload replaces processes one by one:
+    secret-key: first the new key (kept under herald_secret_key_next) joins the fallbacks while the old
+      key still signs; with --finish the new key signs and the old one becomes the only fallback
+      (sessions it signed stay valid until the next rotation retires it). Without the first step, a
+      session re-hashed by a reloaded uWSGI worker was refused by a worker not yet reloaded: logged out.
+    redis-password: the old password waits under herald_redis_password_previous until --finish.
+    An unfinished rotation of either is resumed rather than replaced."""
     path = Path(args.file)
     data = read_vars(path)
-    if args.kind == "secret-key":
-        data["herald_secret_key_fallbacks"] = [data["herald_secret_key"]]
-        data["herald_secret_key"] = secrets.token_urlsafe(50)
+    if args.kind == "secret-key" and not args.finish:
+        new = data.get("herald_secret_key_next") or secrets.token_urlsafe(50)
+        data["herald_secret_key_next"] = new
+        data["herald_secret_key_fallbacks"] = [new] + [
+            key for key in data.get("herald_secret_key_fallbacks", []) if key != new
+        ]
+    elif args.kind == "secret-key":
+        new = data.pop("herald_secret_key_next", None)
+        if new:
+            data["herald_secret_key_fallbacks"] = [data["herald_secret_key"]]
+            data["herald_secret_key"] = new
     elif args.finish:
         data.pop("herald_redis_password_previous", None)
     elif "herald_redis_password_previous" not in data:
@@ -216,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("rotate")
     p.add_argument("file")
     p.add_argument("kind", choices=["secret-key", "redis-password"])
-    p.add_argument("--finish", action="store_true", help="redis-password: forget the previous password")
+    p.add_argument("--finish", action="store_true", help="the second step (see rotate's doc)")
     p.set_defaults(func=rotate)
     p = sub.add_parser("wait-http")
     p.add_argument("url")
