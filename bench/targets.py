@@ -114,12 +114,14 @@ class HeraldTarget(Target):
     name = "herald"
 
     def __init__(self, daphne: int = 2, uwsgi: int = 2, extra_vars: dict | None = None, variant: str = ""):
-        self.daphne = daphne
-        self.uwsgi = uwsgi
         self.variant = variant
         if variant:
             self.name = f"herald-{variant}"
         self.extra_vars = dict(extra_vars or {})
+        # `--set herald_daphne_processes=N` (bench.probe, make bench) must reach the stack's own count
+        # too: it waits for each daphne socket it expects.
+        self.daphne = int(self.extra_vars.pop("herald_daphne_processes", daphne))
+        self.uwsgi = int(self.extra_vars.pop("herald_uwsgi_processes", uwsgi))
         if variant:
             # bench/tuning/<variant>_settings.py: Herald's settings with one change under test.
             self.extra_vars.setdefault("herald_settings_module", f"bench.tuning.{variant}_settings")
