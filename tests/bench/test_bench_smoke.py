@@ -46,6 +46,7 @@ def _steps(target: dict) -> list[tuple[str, dict]]:
         ("latency", target["latency"]),
     ]
     steps += [(f"fanout {s['subscribers']}", s) for s in target["fanout"]]
+    steps.append(("capacity", target["capacity"]))
     steps += [(f"ingest {k}", v) for k, v in target["ingest"].items()]
     return steps
 
@@ -55,7 +56,7 @@ def test_every_target_ran_every_scenario(smoke_run):
     assert set(run["targets"]) == {"herald", "baseline", "ceiling"}
     for name, target in run["targets"].items():
         assert target["errors"] == [], (name, target["errors"], log[-3000:])
-        assert {"connections", "latency", "fanout", "ingest"} <= set(target), name
+        assert {"connections", "latency", "fanout", "capacity", "ingest"} <= set(target), name
     assert run["machine"]["cores"] >= 1 and run["machine"]["git_commit"]
 
 
@@ -70,7 +71,7 @@ def test_nothing_lost_duplicated_or_reordered(smoke_run, name):
             label,
             step,
         )
-    for step in [target["latency"], *target["fanout"]]:
+    for step in [target["latency"], *target["fanout"], target["capacity"]]:
         # Every subscriber got every event the producer had accepted.
         assert step["delivered_events"] == step["expected_events"] > 0, step
     storm = target["connections"]["storm"]
