@@ -183,7 +183,7 @@ def targets(run: dict, variant: str = "herald") -> list[tuple[str, str, str, str
     # up with everything offered (the ceiling does, its load generator's core nearly full). Met only
     # when both reach the target, and only if Herald lost, duplicated and reordered nothing there.
     cap = run["targets"].get(variant, {}).get("capacity") or {}
-    offered = f" at {_fmt(cap['subscribers'])} × {_fmt(int(cap['offered_eps']))} events/s offered" if cap else ""
+    offered = f" at {cap['subscribers']:,} × {_fmt(int(cap['offered_eps']))} events/s offered" if cap else ""
     for peer, label, goal in (("baseline", "the tutorial-style baseline", 5), ("ceiling", "the ceiling", 0.5)):
         pairs = [(h["cap_eps"], f["cap_eps"].get(peer)), (h["cap_per_cpu"], f["cap_per_cpu"].get(peer))]
         row(
