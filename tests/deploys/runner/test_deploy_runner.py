@@ -5,6 +5,7 @@ import threading
 import time
 
 import pytest
+from django.db import connections
 
 from deploys import operations
 from deploys.models import Deploy, DeployEvent, Environment, Service, ServiceStep
@@ -56,9 +57,16 @@ def test_cancel_stops_a_step_that_ignores_sigint_and_records_who():
     svc = make_service(("stubborn", py(ignore)), ("never", ["true"]))
     deploy = operations.start_deploy(svc, "production", "v1", enqueue=False)
     result = {}
-    runner = threading.Thread(
-        target=lambda: result.setdefault("status", deploy_runner.run_deploy(deploy.pk, grace=0.5))
-    )
+
+    def run_in_worker():
+        try:
+            result["status"] = deploy_runner.run_deploy(deploy.pk, grace=0.5)
+        finally:
+            # As Celery's Django fix-up does after each task: else this thread's connection outlives
+            # it, and the session cannot drop the test database at the end.
+            connections.close_all()
+
+    runner = threading.Thread(target=run_in_worker)
     runner.start()
     deadline = time.monotonic() + 10
     while not DeployEvent.objects.filter(deploy=deploy, data__line="up").exists():
