@@ -25,7 +25,9 @@ def _clean(step: dict) -> bool:
 
 
 def _fanout_steps(target: dict) -> list[dict]:
-    return [*(target.get("fanout") or []), *([target["capacity"]] if target.get("capacity") else [])]
+    """The fan-out steps, then the capacity step if the run had one."""
+    capacity = target.get("capacity")
+    return [*(target.get("fanout") or []), *([capacity] if capacity else [])]
 
 
 def best_fanout(target: dict, clean_only: bool) -> dict | None:
@@ -283,11 +285,9 @@ def markdown(run: dict) -> str:
     ]
     for peer in present:
         t = run["targets"].get(peer) or {}
-        steps = [(peer, s) for s in _fanout_steps(t)]
-        if t.get("latency"):
-            steps = [(peer, t["latency"]), *steps]
+        steps = [(peer, s) for s in ([t["latency"]] if t.get("latency") else []) + (t.get("fanout") or [])]
         if t.get("capacity"):
-            steps[-1] = (f"{peer} (capacity)", t["capacity"])
+            steps.append((f"{peer} (capacity)", t["capacity"]))
         for label, s in steps:
             lat = s["latency_ms"]
             lines.append(

@@ -136,44 +136,23 @@ def run_target(name: str, params: dict, pin: Pinning, log) -> dict:
         result["settings"] = target.settings
         result["start_s"] = round(time.monotonic() - t0, 1)
         log(f"{name}: up in {result['start_s']} s")
+        p = params
+
+        def fan(subscribers: int, rate: float, batch: int, seconds: float) -> dict:
+            return scenarios.fanout(target, pin, p, subscribers, rate, batch, seconds, log)
+
         steps = [
-            ("connections", lambda: scenarios.held_broadcast_storm(target, pin, params, log)),
-            (
-                "latency",
-                lambda: scenarios.fanout(
-                    target,
-                    pin,
-                    params,
-                    params["latency_subscribers"],
-                    params["latency_rate"],
-                    1,
-                    params["latency_s"],
-                    log,
-                ),
-            ),
+            ("connections", lambda: scenarios.held_broadcast_storm(target, pin, p, log)),
+            ("latency", lambda: fan(p["latency_subscribers"], p["latency_rate"], 1, p["latency_s"])),
             (
                 "fanout",
-                lambda: [
-                    scenarios.fanout(
-                        target, pin, params, m, params["fanout_rate"], params["fanout_batch"], params["fanout_s"], log
-                    )
-                    for m in params["fanout_subscribers"]
-                ],
+                lambda: [fan(m, p["fanout_rate"], p["fanout_batch"], p["fanout_s"]) for m in p["fanout_subscribers"]],
             ),
             (
                 "capacity",
-                lambda: scenarios.fanout(
-                    target,
-                    pin,
-                    params,
-                    params["capacity_subscribers"],
-                    params["capacity_rate"],
-                    params["fanout_batch"],
-                    params["fanout_s"],
-                    log,
-                ),
+                lambda: fan(p["capacity_subscribers"], p["capacity_rate"], p["fanout_batch"], p["fanout_s"]),
             ),
-            ("ingest", lambda: scenarios.ingest(target, pin, params, log)),
+            ("ingest", lambda: scenarios.ingest(target, pin, p, log)),
         ]
         result["settled_s"] = {}
         for key, step in steps:
