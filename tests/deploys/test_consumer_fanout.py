@@ -10,6 +10,7 @@ from channels.layers import get_channel_layer
 
 from deploys.consumers import fanout
 from deploys.consumers.deploy import PAGE, DeployFeed, merged
+from deploys.consumers.frames import RateLimit
 
 
 def batch(first: int, last: int, summary: dict | None = None, inline: bool = True) -> dict:
@@ -52,6 +53,17 @@ def test_a_summary_a_gap_a_seq_range_or_another_message_ends_a_run():
         ("deploy.events", 10, 10),
     ]
     assert messages[1] == batch(2, 2)  # the messages themselves are left as they were
+
+
+def test_batches_published_out_of_order_are_merged_in_seq_order():
+    watchers = {"type": "deploy.watchers", "frame": {"type": "watchers", "count": 1, "users": ["rita"]}}
+    out = merged([batch(4, 5), batch(1, 3), watchers, batch(8, 8), batch(6, 7)])
+    assert [(m["type"], m.get("first"), m.get("last")) for m in out] == [
+        ("deploy.events", 1, 5),
+        ("deploy.watchers", None, None),  # keeps its place: batches are never moved across it
+        ("deploy.events", 6, 8),
+    ]
+    assert [e["seq"] for e in out[0]["events"]] == [1, 2, 3, 4, 5]
 
 
 def test_a_merged_batch_holds_at_most_a_page():
@@ -146,4 +158,41 @@ async def test_a_storm_holds_messages_for_at_most_the_gathering_window(monkeypat
     await get_channel_layer().group_send(group, batch(1, 1))
     await wait_for(lambda: member.offered)
     assert [(m["first"], m["last"]) for m in member.offered] == [(1, 1)]
+    await fanout.leave(group, member)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_group_that_hears_faster_than_its_pace_offers_what_arrived_meanwhile_together(monkeypatch):
+    monkeypatch.setattr(fanout, "ROUNDS_PER_SECOND", 2)
+    monkeypatch.setattr(fanout, "ROUND_BURST", 1)
+    group, member = "deploy.994", Recorder()
+    await fanout.join(group, member, feed=lambda: DeployFeed(994))
+    layer = get_channel_layer()
+    loop = asyncio.get_running_loop()
+    await layer.group_send(group, batch(1, 1))
+    await wait_for(lambda: member.offered)
+    first_round = loop.time()
+    for message in (batch(2, 2), batch(3, 4), batch(5, 5)):
+        await layer.group_send(group, message)
+    await wait_for(lambda: len(member.offered) == 2)
+    assert loop.time() - first_round >= 0.4  # the next round waited for its turn (2 a second)…
+    assert [(m["first"], m["last"]) for m in member.offered] == [(1, 1), (2, 5)]  # …and took all three
+    await fanout.leave(group, member)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_group_within_its_pace_offers_every_message_alone_without_waiting(monkeypatch):
+    waits = []
+    take = RateLimit.take
+    monkeypatch.setattr(RateLimit, "take", lambda self: waits.append(take(self)) or waits[-1])
+    group, member = "deploy.995", Recorder()
+    await fanout.join(group, member, feed=lambda: DeployFeed(995))
+    layer = get_channel_layer()
+    sent = fanout.ROUND_BURST + 2  # more than a burst, each after a round's turn has come again
+    for seq in range(1, sent + 1):
+        await layer.group_send(group, batch(seq, seq))
+        await wait_for(lambda seq=seq: len(member.offered) == seq)
+        await asyncio.sleep(1.5 / fanout.ROUNDS_PER_SECOND)
+    assert waits == [0.0] * sent
+    assert [(m["first"], m["last"]) for m in member.offered] == [(s, s) for s in range(1, sent + 1)]
     await fanout.leave(group, member)

@@ -90,9 +90,15 @@ def merged(messages: list[dict]) -> list[dict]:
     """`messages` with each run of inline batches that follow on from one another joined into one batch
     of at most PAGE events. A batch with a summary ends a run (its summary must still follow its own
     events, not later ones); anything else — a watcher list, a seq range, a gap — is passed on as it is,
-    in its place. Nothing is dropped or reordered: the sockets see the same events in the same order."""
+    in its place. Nothing is dropped: the sockets see the same events, in seq order.
+
+    Batches between two other messages are put in seq order first. Two ingest requests of one deploy
+    that commit one after the other may publish the other way round; left so, the later batch looked
+    like a gap (a database read, an extra frame to every socket) and the earlier one then carried
+    nothing new. At 100 requests a second, several at a time, rounds then cost each socket 2.5 frames
+    instead of one (docs/benchmarks.md, 8 December)."""
     out: list[dict] = []
-    for message in messages:
+    for message in _in_seq_order(messages):
         before = out[-1] if out else None
         if (
             before is not None
@@ -113,6 +119,20 @@ def merged(messages: list[dict]) -> list[dict]:
         else:
             out.append(message)
     return out
+
+
+def _in_seq_order(messages: list[dict]) -> list[dict]:
+    """`messages` with each run of deploy.events batches sorted by first seq, the rest in their places."""
+    out: list[dict] = []
+    run: list[dict] = []
+    for message in messages:
+        if message["type"] == "deploy.events":
+            run.append(message)
+            continue
+        out += sorted(run, key=lambda m: m["first"])
+        run = []
+        out.append(message)
+    return out + sorted(run, key=lambda m: m["first"])
 
 
 def _may_cancel(user_id: int) -> bool:

@@ -16,7 +16,17 @@ with it, once per process instead of once per socket).
 One task receives the group's messages and another offers them: whatever arrived while the sockets
 were being offered the last ones goes to the feed together, so a process that falls behind — a
 reconnect storm on top of a busy deploy — hands its sockets fewer, larger frames instead of falling
-further behind (deploy.py merges them); one that keeps up offers every message alone, at once.
+further behind (deploy.py merges them).
+
+A group also offers at most ROUNDS_PER_SECOND rounds a second on average, in bursts of up to
+ROUND_BURST: a deploy that logs up to that many batches a second has each one offered alone, at once;
+one that logs faster has what arrived in between offered together, one frame per socket per round.
+Without it a process could not see that it fell behind: it writes a round's frames to nginx in a few
+milliseconds and the backlog waits in the kernel's socket buffers and in nginx, where nothing merges
+it. At 1,000 sockets × 100 batches a second the server core was then full and delivered 51–71 % of
+what it was offered, 100–140 ms late at the median; with 10 rounds a second (and the batches put in
+seq order, deploy.py) it delivers all of it, 80–90 ms late, on about half the CPU (docs/benchmarks.md,
+8 December). A person reading a log does not need more than ten frames a second.
 
 During a reconnect storm — at least STORM_CONNECTING sockets of this process in the middle of
 connecting — the offering task also lets a group's messages gather for up to STORM_GATHER_SECONDS
@@ -33,10 +43,14 @@ from collections.abc import Awaitable, Callable
 
 from channels.layers import get_channel_layer
 
+from .frames import RateLimit
+
 log = logging.getLogger(__name__)
 
 Feed = Callable[[list[dict]], Awaitable[list[dict]]]
 
+ROUNDS_PER_SECOND = 10
+ROUND_BURST = 3
 STORM_CONNECTING = 50
 STORM_GATHER_SECONDS = 1.0
 _STORM_POLL_SECONDS = 0.05
@@ -63,6 +77,7 @@ class LocalGroup:
         self.offerer: asyncio.Task | None = None
         self.arrived: list[dict] = []  # received, not offered yet, in the order the group sent them
         self.wake = asyncio.Event()
+        self.pace = RateLimit(ROUNDS_PER_SECOND, ROUND_BURST)
 
     async def subscribe(self) -> None:
         """Join the channel layer's group (the first member's join waits for this)."""
@@ -91,6 +106,8 @@ class LocalGroup:
             await self.wake.wait()
             if in_storm():
                 await self._gather()
+            else:
+                await self._keep_pace()
             self.wake.clear()
             messages, self.arrived = self.arrived, []
             for item in await self._fed(messages):
@@ -100,6 +117,12 @@ class LocalGroup:
                             await member.offer(item)
                     except Exception:  # one broken socket must not starve the rest of the group
                         log.exception("socket %r failed to take a %s message", member, item.get("type"))
+
+    async def _keep_pace(self) -> None:
+        """Wait, if this round would come too soon after the last ones; what arrives meanwhile joins it."""
+        delay = self.pace.take()
+        if delay > 0:
+            await asyncio.sleep(delay)
 
     async def _gather(self) -> None:
         """Let more messages arrive while the storm lasts, for at most STORM_GATHER_SECONDS."""

@@ -76,18 +76,30 @@ def parse(text: str | None, actions: dict[str, tuple[Field, ...]]) -> tuple[str,
 
 
 class RateLimit:
-    """Token bucket per connection: `rate` actions a second on average, bursts up to `burst`."""
+    """Token bucket: `rate` actions a second on average, bursts up to `burst`. A socket's client actions
+    are refused beyond it (allow()); a group's rounds of offers wait for it (take(), consumers/fanout.py)."""
 
     def __init__(self, rate: float = 5.0, burst: int = 20):
         self.rate, self.burst = rate, burst
         self.tokens = float(burst)
         self.stamp = time.monotonic()
 
-    def allow(self) -> bool:
+    def _refill(self) -> None:
         now = time.monotonic()
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
+
+    def allow(self) -> bool:
+        self._refill()
         if self.tokens >= 1:
             self.tokens -= 1
             return True
         return False
+
+    def take(self) -> float:
+        """Take a token even if none is left, and return how many seconds the caller must wait before
+        acting on it (0.0: at once). The debt is repaid by the refill, so a caller that waits as told
+        acts `rate` times a second at most, on average."""
+        self._refill()
+        self.tokens -= 1
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
