@@ -92,11 +92,11 @@ def merged(messages: list[dict]) -> list[dict]:
     events, not later ones); anything else — a watcher list, a seq range, a gap — is passed on as it is,
     in its place. Nothing is dropped: the sockets see the same events, in seq order.
 
-    Batches between two other messages are put in seq order first. Two ingest requests of one deploy
-    that commit one after the other may publish the other way round; left so, the later batch looked
-    like a gap (a database read, an extra frame to every socket) and the earlier one then carried
-    nothing new. At 100 requests a second, several at a time, rounds then cost each socket 2.5 frames
-    instead of one (docs/benchmarks.md, 8 December)."""
+    Each run of batches between two other messages is put in seq order first. Two ingest requests of
+    one deploy that commit one after the other may publish the other way round; left so, the later
+    batch looked like a gap (a database read, an extra frame to every socket) and the earlier one then
+    carried nothing new. At 100 requests a second, several at a time, rounds then cost each socket 2.5
+    frames instead of one (docs/benchmarks.md, 8 December)."""
     out: list[dict] = []
     for message in _in_seq_order(messages):
         before = out[-1] if out else None
