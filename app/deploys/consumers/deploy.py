@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from itertools import groupby
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -124,15 +125,10 @@ def merged(messages: list[dict]) -> list[dict]:
 def _in_seq_order(messages: list[dict]) -> list[dict]:
     """`messages` with each run of deploy.events batches sorted by first seq, the rest in their places."""
     out: list[dict] = []
-    run: list[dict] = []
-    for message in messages:
-        if message["type"] == "deploy.events":
-            run.append(message)
-            continue
-        out += sorted(run, key=lambda m: m["first"])
-        run = []
-        out.append(message)
-    return out + sorted(run, key=lambda m: m["first"])
+    for batches, group in groupby(messages, key=lambda m: m["type"] == "deploy.events"):
+        run = list(group)
+        out += sorted(run, key=lambda m: m["first"]) if batches else run
+    return out
 
 
 def _may_cancel(user_id: int) -> bool:
